@@ -1,0 +1,140 @@
+//! Active expiry: a background cycle that finds and deletes keys whose expiry has passed, so
+//! memory is reclaimed even for keys no client ever reads again.
+//!
+//! Like Redis's adaptive cycle, it walks tables that hold volatile keys, samples up to
+//! `keys_per_loop` volatile keys at a time, deletes the expired ones, and keeps working on a table
+//! while more than `acceptable_stale` percent of the sample had expired, on the theory that a table
+//! where many sampled keys were stale has many more. It stops when the caller says time is up, and
+//! resumes from the same stripe and bucket on the next call, so the CPU spent per call is bounded
+//! and every key is eventually visited.
+
+use crate::keyspace::{EventKind, Journal, Keyspace};
+
+/// Tuning derived from `active-expire-effort` (1..=10), with Redis's formulas.
+#[derive(Debug, Clone, Copy)]
+pub struct ExpireEffort {
+    /// Volatile keys sampled per round on one table.
+    pub keys_per_loop: usize,
+    /// Keep going on a table while more than this percentage of the sample had expired.
+    pub acceptable_stale: usize,
+}
+
+impl ExpireEffort {
+    /// The tuning for an `active-expire-effort` value.
+    pub fn from_effort(effort: u32) -> ExpireEffort {
+        let e = effort.clamp(1, 10) as usize - 1;
+        ExpireEffort {
+            keys_per_loop: 20 + 20 / 4 * e,
+            acceptable_stale: 10 - e,
+        }
+    }
+}
+
+/// What one cycle did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ExpireCycleStats {
+    pub sampled: usize,
+    pub expired: usize,
+    /// True when the cycle visited every stripe before time ran out.
+    pub completed: bool,
+}
+
+impl Keyspace {
+    /// Runs one active expiry cycle at time `now`, stopping when `out_of_time` returns true.
+    /// Deleted keys are recorded in `journal` with [`EventKind::Expired`].
+    pub fn active_expire_cycle(
+        &self,
+        now: u64,
+        effort: ExpireEffort,
+        mut out_of_time: impl FnMut() -> bool,
+        journal: &mut Journal,
+    ) -> ExpireCycleStats {
+        use std::sync::atomic::Ordering;
+        let mut stats = ExpireCycleStats::default();
+        let stripes = self.stripe_count();
+        let start = self.expire_cursor.load(Ordering::Relaxed) % stripes;
+        for off in 0..stripes {
+            let sidx = (start + off) % stripes;
+            let mut locked = self.lock(vec![sidx], now);
+            if journal.events.is_some() {
+                locked.journal = Journal::with_events();
+            }
+            let timed_out = locked.expire_stripe(sidx, effort, &mut stats, &mut out_of_time);
+            journal.absorb(std::mem::take(&mut locked.journal));
+            drop(locked);
+            if timed_out {
+                self.expire_cursor.store(sidx, Ordering::Relaxed);
+                return stats;
+            }
+        }
+        stats.completed = true;
+        stats
+    }
+}
+
+impl crate::keyspace::Locked<'_> {
+    /// Expires keys in one locked stripe. Returns true when time ran out.
+    fn expire_stripe(
+        &mut self,
+        sidx: usize,
+        effort: ExpireEffort,
+        stats: &mut ExpireCycleStats,
+        out_of_time: &mut impl FnMut() -> bool,
+    ) -> bool {
+        let now = self.now();
+        let dbs = self.keyspace().databases();
+        for db in 0..dbs {
+            let Ok(d) = self.db_mut(db, sidx) else {
+                return false;
+            };
+            if d.volatile == 0 {
+                continue;
+            }
+            let tables = d.tables.len();
+            for index in 0..tables {
+                loop {
+                    let Ok(d) = self.db_mut(db, sidx) else {
+                        return false;
+                    };
+                    let t = &mut d.tables[index];
+                    if t.volatile == 0 {
+                        break;
+                    }
+                    // Walk buckets from where the last round stopped, sampling volatile keys.
+                    let buckets = t.map.num_buckets();
+                    let mut due = Vec::new();
+                    let mut sampled = 0;
+                    let mut pos = t.expire_cursor as usize % buckets.max(1);
+                    let mut walked = 0;
+                    while sampled < effort.keys_per_loop && walked < buckets {
+                        if let Some(e) = t.map.get_bucket(pos) {
+                            if let Some(deadline) = e.deadline() {
+                                sampled += 1;
+                                if deadline <= now {
+                                    due.push(e.key().to_vec());
+                                }
+                            }
+                        }
+                        pos = (pos + 1) % buckets;
+                        walked += 1;
+                    }
+                    t.expire_cursor = pos as u32;
+                    let expired = due.len();
+                    for key in due {
+                        let p = self.place(&key);
+                        let _ = self.remove_at(db, &key, p, EventKind::Expired);
+                    }
+                    stats.sampled += sampled;
+                    stats.expired += expired;
+                    if out_of_time() {
+                        return true;
+                    }
+                    if sampled == 0 || expired * 100 <= sampled * effort.acceptable_stale {
+                        break;
+                    }
+                }
+            }
+        }
+        false
+    }
+}

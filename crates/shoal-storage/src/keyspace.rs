@@ -1,0 +1,657 @@
+//! The keyspace: databases split into hash-slot tables, grouped into lock stripes, and the single
+//! write path every mutation goes through.
+//!
+//! Concurrency model. Slot `s` lives in stripe `s & (stripes - 1)`. A stripe is one mutex that
+//! guards the slot tables of its slots in *every* database, so commands that touch one key in two
+//! databases (`MOVE`, `COPY ... DB`) need one lock, and `SWAPDB`/`FLUSHALL` lock all stripes.
+//! A command locks the stripes of its keys in ascending order through [`Keyspace::lock`], which
+//! rules out deadlock between multi-key commands. Locks are `parking_lot` mutexes, not async
+//! ones: nothing awaits while holding them, and critical sections are a few hundred nanoseconds.
+//!
+//! The single write path. Handlers never touch a table directly: they call [`Locked::insert`],
+//! [`Locked::remove`] or mutate through an [`EntryMut`]. Those are the only places that change a
+//! table, and each one updates memory accounting, the per-database counters and the command's
+//! [`Journal`] (dirty count and, when enabled, key events for propagation and notifications).
+//! Expiry and eviction call the same functions.
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+
+use foldhash::fast::FixedState;
+use parking_lot::{Mutex, MutexGuard};
+
+use crate::entry::{Entry, CLOCK_MAX};
+use crate::evict::{self, EvictionConfig};
+use crate::slot::{key_slot, SLOTS};
+use crate::table::SlotTable;
+
+/// A handler asked for a key whose stripe it did not lock: a bug in a command's key spec, reported
+/// as an error instead of a panic so a client can never crash the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotLocked;
+
+impl std::fmt::Display for NotLocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("key accessed without holding its stripe lock")
+    }
+}
+
+impl std::error::Error for NotLocked {}
+
+/// Why a key left the keyspace or changed, for propagation and notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// Created or modified by a command.
+    Write,
+    /// Deleted by a command.
+    Delete,
+    /// Removed because its expiry passed.
+    Expired,
+    /// Removed by the eviction policy.
+    Evicted,
+}
+
+/// One change to one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyEvent {
+    pub db: usize,
+    pub key: Vec<u8>,
+    pub kind: EventKind,
+}
+
+/// What a command (or expiry or eviction) changed. The server reads it after the command to bump
+/// the dirty counter and, later, to feed replication, the AOF and keyspace notifications.
+#[derive(Debug, Default)]
+pub struct Journal {
+    /// Number of key modifications, as Redis counts `server.dirty`.
+    pub dirty: u64,
+    /// Key events, recorded only when someone needs them (collecting costs an allocation each).
+    pub events: Option<Vec<KeyEvent>>,
+}
+
+impl Journal {
+    /// A journal that also collects key events.
+    pub fn with_events() -> Journal {
+        Journal {
+            dirty: 0,
+            events: Some(Vec::new()),
+        }
+    }
+
+    /// Adds another journal's changes to this one.
+    pub fn absorb(&mut self, other: Journal) {
+        self.dirty += other.dirty;
+        if let (Some(mine), Some(theirs)) = (self.events.as_mut(), other.events) {
+            mine.extend(theirs);
+        }
+    }
+
+    pub(crate) fn record(&mut self, db: usize, key: &[u8], kind: EventKind) {
+        self.dirty += 1;
+        if let Some(events) = self.events.as_mut() {
+            events.push(KeyEvent {
+                db,
+                key: key.to_vec(),
+                kind,
+            });
+        }
+    }
+}
+
+/// Per-stripe counters, summed for `INFO`. Kept inside the stripe so updating them costs nothing
+/// beyond the lock the command already holds.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StripeStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub expired: u64,
+    pub evicted: u64,
+}
+
+/// The part of one database that lives in one stripe.
+#[derive(Debug, Default)]
+pub struct StripeDb {
+    /// Slot tables of this stripe's slots, indexed by `slot >> shift`. Empty until first written
+    /// so unused databases cost nothing.
+    pub(crate) tables: Vec<SlotTable>,
+    pub(crate) keys: usize,
+    pub(crate) volatile: usize,
+    /// Estimated bytes held by this database's entries in this stripe.
+    pub(crate) mem: usize,
+}
+
+/// One lock stripe: the slot tables of its slots in every database.
+#[derive(Debug)]
+pub struct Stripe {
+    pub(crate) dbs: Vec<StripeDb>,
+    pub(crate) stats: StripeStats,
+}
+
+/// Tables taken out of the keyspace by a flush; dropping this frees them. `FLUSHALL ASYNC` drops
+/// it on a background thread so the client is answered at once.
+pub struct Garbage(#[allow(dead_code)] Vec<StripeDb>);
+
+/// Counters of one database, for `INFO keyspace` and `DBSIZE`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DbInfo {
+    pub keys: usize,
+    pub volatile: usize,
+}
+
+/// The whole dataset of one node.
+pub struct Keyspace {
+    stripes: Box<[Mutex<Stripe>]>,
+    mask: usize,
+    shift: u32,
+    slots_per_stripe: usize,
+    databases: usize,
+    hasher: FixedState,
+    /// Sum of [`Entry::mem_usage`] over all keys, updated by the write path.
+    estimate: AtomicI64,
+    /// Allocator bytes not explained by `estimate` (tables' spare buckets, connections, ...),
+    /// refreshed by the server from jemalloc's statistics.
+    overhead: AtomicI64,
+    pub(crate) expire_cursor: AtomicUsize,
+    pub(crate) rng: AtomicU64,
+    /// Eviction policy and limits, settable at run time by `CONFIG SET`.
+    pub eviction: EvictionConfig,
+    pub(crate) pool: Mutex<evict::Pool>,
+}
+
+impl Keyspace {
+    /// Creates an empty keyspace with `databases` databases and `stripes` lock stripes (rounded
+    /// up to a power of two between 1 and 16384).
+    pub fn new(databases: usize, stripes: usize, seed: u64) -> Keyspace {
+        let stripes = stripes.clamp(1, SLOTS).next_power_of_two();
+        let shift = stripes.trailing_zeros();
+        let databases = databases.max(1);
+        let stripe_vec = (0..stripes)
+            .map(|_| {
+                Mutex::new(Stripe {
+                    dbs: (0..databases).map(|_| StripeDb::default()).collect(),
+                    stats: StripeStats::default(),
+                })
+            })
+            .collect::<Vec<_>>();
+        Keyspace {
+            stripes: stripe_vec.into_boxed_slice(),
+            mask: stripes - 1,
+            shift,
+            slots_per_stripe: SLOTS / stripes,
+            databases,
+            hasher: FixedState::with_seed(seed),
+            estimate: AtomicI64::new(0),
+            overhead: AtomicI64::new(0),
+            expire_cursor: AtomicUsize::new(0),
+            rng: AtomicU64::new(seed | 1),
+            eviction: EvictionConfig::default(),
+            pool: Mutex::new(evict::Pool::default()),
+        }
+    }
+
+    /// Number of databases.
+    pub fn databases(&self) -> usize {
+        self.databases
+    }
+
+    /// Number of lock stripes.
+    pub fn stripe_count(&self) -> usize {
+        self.stripes.len()
+    }
+
+    /// The stripe that holds `key`.
+    pub fn stripe_of(&self, key: &[u8]) -> usize {
+        key_slot(key) as usize & self.mask
+    }
+
+    pub(crate) fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    pub(crate) fn locate(&self, slot: usize) -> (usize, usize) {
+        (slot & self.mask, slot >> self.shift)
+    }
+
+    pub(crate) fn stripe(&self, idx: usize) -> MutexGuard<'_, Stripe> {
+        self.stripes[idx].lock()
+    }
+
+    /// Locks the given stripes (in ascending order, duplicates removed) for one command.
+    pub fn lock(&self, mut stripes: Vec<usize>, now: u64) -> Locked<'_> {
+        stripes.sort_unstable();
+        stripes.dedup();
+        let guards = stripes
+            .into_iter()
+            .filter(|&s| s < self.stripes.len())
+            .map(|s| (s, self.stripes[s].lock()))
+            .collect();
+        self.locked(guards, now)
+    }
+
+    /// Locks the stripe of one key.
+    pub fn lock_key(&self, key: &[u8], now: u64) -> Locked<'_> {
+        let s = self.stripe_of(key);
+        self.locked(vec![(s, self.stripes[s].lock())], now)
+    }
+
+    /// Locks every stripe, for commands that see the whole keyspace at one instant.
+    pub fn lock_all(&self, now: u64) -> Locked<'_> {
+        let guards = self
+            .stripes
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (i, m.lock()))
+            .collect();
+        self.locked(guards, now)
+    }
+
+    fn locked<'a>(&'a self, guards: Vec<(usize, MutexGuard<'a, Stripe>)>, now: u64) -> Locked<'a> {
+        Locked {
+            ks: self,
+            all: guards.len() == self.stripes.len(),
+            guards,
+            now,
+            clock: self.eviction.access_clock(now),
+            journal: Journal::default(),
+        }
+    }
+
+    /// Bytes the dataset uses, as the eviction policy sees it: the write path's running estimate
+    /// corrected by the last allocator reading.
+    pub fn used_memory(&self) -> usize {
+        let v = self.estimate.load(Ordering::Relaxed) + self.overhead.load(Ordering::Relaxed);
+        v.max(0) as usize
+    }
+
+    /// The write path's running estimate of the bytes held by keys and values.
+    pub fn dataset_estimate(&self) -> usize {
+        self.estimate.load(Ordering::Relaxed).max(0) as usize
+    }
+
+    /// Records the allocator's real figure so `used_memory` tracks it between readings.
+    pub fn calibrate_memory(&self, allocated: usize) {
+        let est = self.estimate.load(Ordering::Relaxed);
+        self.overhead
+            .store(allocated as i64 - est, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_mem(&self, delta: i64) {
+        if delta != 0 {
+            self.estimate.fetch_add(delta, Ordering::Relaxed);
+        }
+    }
+
+    /// Key counts of one database, summed over stripes.
+    pub fn db_info(&self, db: usize) -> DbInfo {
+        let mut info = DbInfo::default();
+        for m in self.stripes.iter() {
+            if let Some(d) = m.lock().dbs.get(db) {
+                info.keys += d.keys;
+                info.volatile += d.volatile;
+            }
+        }
+        info
+    }
+
+    /// Counters summed over stripes.
+    pub fn stats(&self) -> StripeStats {
+        let mut total = StripeStats::default();
+        for m in self.stripes.iter() {
+            let s = m.lock().stats;
+            total.hits += s.hits;
+            total.misses += s.misses;
+            total.expired += s.expired;
+            total.evicted += s.evicted;
+        }
+        total
+    }
+
+    /// Resets the hit, miss, expired and evicted counters (`CONFIG RESETSTAT`).
+    pub fn reset_stats(&self) {
+        for m in self.stripes.iter() {
+            m.lock().stats = StripeStats::default();
+        }
+    }
+
+    /// Empties database `db` (or all databases) and returns the old tables for the caller to drop
+    /// where it likes. Locks every stripe, so the flush is atomic.
+    pub fn flush(&self, db: Option<usize>, journal: &mut Journal) -> Garbage {
+        let mut taken = Vec::new();
+        let mut removed = 0u64;
+        for m in self.stripes.iter() {
+            let mut stripe = m.lock();
+            for (i, d) in stripe.dbs.iter_mut().enumerate() {
+                if db.is_some_and(|want| want != i) {
+                    continue;
+                }
+                let old = std::mem::take(d);
+                removed += old.keys as u64;
+                self.add_mem(-(old.mem as i64));
+                taken.push(old);
+            }
+        }
+        journal.dirty += removed;
+        Garbage(taken)
+    }
+
+    /// Swaps two databases atomically (`SWAPDB`).
+    pub fn swap_dbs(&self, a: usize, b: usize) {
+        let mut guards: Vec<_> = self.stripes.iter().map(|m| m.lock()).collect();
+        for g in guards.iter_mut() {
+            g.dbs.swap(a, b);
+        }
+    }
+
+    /// A pseudo-random number, for sampling. Quality is unimportant; speed and no shared lock are.
+    pub(crate) fn random(&self) -> u64 {
+        // xorshift64*, advanced with a relaxed update: a lost race only repeats a number.
+        let mut x = self.rng.load(Ordering::Relaxed);
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng.store(x, Ordering::Relaxed);
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub(crate) fn slots_per_stripe(&self) -> usize {
+        self.slots_per_stripe
+    }
+}
+
+/// A command's view of the keyspace: the stripes it locked, the time it runs at, and the journal
+/// of what it changed. Dropping it releases the locks.
+pub struct Locked<'a> {
+    pub(crate) ks: &'a Keyspace,
+    pub(crate) guards: Vec<(usize, MutexGuard<'a, Stripe>)>,
+    pub(crate) all: bool,
+    now: u64,
+    clock: u32,
+    /// What this command changed.
+    pub journal: Journal,
+}
+
+/// Where a key lives: its stripe, its table index in the stripe, and its hash.
+#[derive(Clone, Copy)]
+pub(crate) struct Place {
+    stripe: usize,
+    index: usize,
+    hash: u64,
+}
+
+impl<'a> Locked<'a> {
+    /// The time this command runs at, in Unix milliseconds. Every expiry check in one command uses
+    /// this one instant, as Redis does, so a key cannot expire half-way through a command.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// The keyspace this view belongs to.
+    pub fn keyspace(&self) -> &'a Keyspace {
+        self.ks
+    }
+
+    pub(crate) fn place(&self, key: &[u8]) -> Place {
+        let (stripe, index) = self.ks.locate(key_slot(key) as usize);
+        Place {
+            stripe,
+            index,
+            hash: self.ks.hash(key),
+        }
+    }
+
+    fn stripe_mut(&mut self, stripe: usize) -> Result<&mut Stripe, NotLocked> {
+        stripe_in(&mut self.guards, self.all, stripe)
+    }
+
+    pub(crate) fn db_mut(&mut self, db: usize, stripe: usize) -> Result<&mut StripeDb, NotLocked> {
+        db_in(&mut self.guards, self.all, stripe, db, self.ks.slots_per_stripe())
+    }
+
+    /// Removes `key` if its expiry has passed. Returns true when it was removed.
+    fn expire_if_needed(&mut self, db: usize, key: &[u8], p: Place) -> Result<bool, NotLocked> {
+        let now = self.now;
+        let d = self.db_mut(db, p.stripe)?;
+        let expired = d.tables[p.index]
+            .find(p.hash, key)
+            .is_some_and(|e| e.is_expired(now));
+        if !expired {
+            return Ok(false);
+        }
+        self.remove_at(db, key, p, EventKind::Expired)?;
+        Ok(true)
+    }
+
+    /// Looks a key up for reading, expiring it first if due, counting a hit or a miss and
+    /// updating its access clock, as Redis's `lookupKeyRead` does.
+    pub fn read(&mut self, db: usize, key: &[u8]) -> Result<Option<&Entry>, NotLocked> {
+        let p = self.place(key);
+        self.expire_if_needed(db, key, p)?;
+        let now = self.now;
+        let ev = self.ks.eviction.snapshot();
+        let stripe = self.stripe_mut(p.stripe)?;
+        let found = stripe
+            .dbs
+            .get_mut(db)
+            .and_then(|d| d.tables.get_mut(p.index))
+            .and_then(|t| t.find_mut(p.hash, key));
+        match found {
+            Some(e) => {
+                evict::touch(e, now, &ev);
+                stripe.stats.hits += 1;
+                Ok(Some(&*e))
+            }
+            None => {
+                stripe.stats.misses += 1;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Looks a key up without counting a hit or touching its access clock (`TTL`, `TYPE`,
+    /// `EXISTS`, `OBJECT`), expiring it first if due.
+    pub fn peek(&mut self, db: usize, key: &[u8]) -> Result<Option<&Entry>, NotLocked> {
+        let p = self.place(key);
+        self.expire_if_needed(db, key, p)?;
+        let d = self.db_mut(db, p.stripe)?;
+        Ok(d.tables[p.index].find(p.hash, key))
+    }
+
+    /// Looks a key up for modification. Changes made through the returned [`EntryMut`] go through
+    /// the write path when it is dropped.
+    pub fn write(&mut self, db: usize, key: &[u8]) -> Result<Option<EntryMut<'_>>, NotLocked> {
+        let p = self.place(key);
+        self.expire_if_needed(db, key, p)?;
+        let ev = self.ks.eviction.snapshot();
+        let per = self.ks.slots_per_stripe();
+        // Split the borrow of `self` so the entry (inside a stripe guard) and the journal can be
+        // held mutably at the same time by the `EntryMut`.
+        let Locked {
+            ks,
+            guards,
+            all,
+            now,
+            journal,
+            ..
+        } = self;
+        let StripeDb {
+            tables,
+            volatile,
+            mem,
+            ..
+        } = db_in(guards, *all, p.stripe, db, per)?;
+        let table = &mut tables[p.index];
+        let Some(entry) = table.map.find_mut(p.hash, |e| e.key() == key) else {
+            return Ok(None);
+        };
+        evict::touch(entry, *now, &ev);
+        let before_mem = entry.mem_usage();
+        let before_volatile = entry.is_volatile();
+        Ok(Some(EntryMut {
+            entry,
+            table_volatile: &mut table.volatile,
+            db_volatile: volatile,
+            db_mem: mem,
+            ks,
+            journal,
+            db,
+            before_mem,
+            before_volatile,
+            touched: false,
+        }))
+    }
+
+    /// Inserts or replaces a key. Returns the entry it replaced, if any.
+    pub fn insert(&mut self, db: usize, entry: Entry) -> Result<Option<Entry>, NotLocked> {
+        let key = entry.key().to_vec();
+        let p = self.place(&key);
+        let old = self.remove_quiet(db, &key, p)?;
+        let ks = self.ks;
+        let size = entry.mem_usage();
+        let volatile = entry.is_volatile();
+        let d = self.db_mut(db, p.stripe)?;
+        d.tables[p.index].insert_new(p.hash, entry, |e| ks.hash(e.key()));
+        d.keys += 1;
+        d.mem += size;
+        if volatile {
+            d.volatile += 1;
+        }
+        ks.add_mem(size as i64);
+        self.journal.record(db, &key, EventKind::Write);
+        Ok(old)
+    }
+
+    /// Deletes a key. Returns the removed entry (`None` when absent or already expired).
+    pub fn remove(&mut self, db: usize, key: &[u8]) -> Result<Option<Entry>, NotLocked> {
+        let p = self.place(key);
+        if self.expire_if_needed(db, key, p)? {
+            return Ok(None);
+        }
+        self.remove_at(db, key, p, EventKind::Delete)
+    }
+
+    fn remove_quiet(&mut self, db: usize, key: &[u8], p: Place) -> Result<Option<Entry>, NotLocked> {
+        let ks = self.ks;
+        let d = self.db_mut(db, p.stripe)?;
+        let Some(old) = d.tables[p.index].remove(p.hash, key) else {
+            return Ok(None);
+        };
+        let size = old.mem_usage();
+        d.keys -= 1;
+        d.mem -= size;
+        if old.is_volatile() {
+            d.volatile -= 1;
+        }
+        ks.add_mem(-(size as i64));
+        Ok(Some(old))
+    }
+
+    pub(crate) fn remove_at(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        p: Place,
+        kind: EventKind,
+    ) -> Result<Option<Entry>, NotLocked> {
+        let old = self.remove_quiet(db, key, p)?;
+        if old.is_some() {
+            match kind {
+                EventKind::Expired => self.stripe_mut(p.stripe)?.stats.expired += 1,
+                EventKind::Evicted => self.stripe_mut(p.stripe)?.stats.evicted += 1,
+                _ => {}
+            }
+            self.journal.record(db, key, kind);
+        }
+        Ok(old)
+    }
+
+    /// Removes a key for the eviction policy.
+    pub(crate) fn evict(&mut self, db: usize, key: &[u8]) -> Result<bool, NotLocked> {
+        let p = self.place(key);
+        Ok(self.remove_at(db, key, p, EventKind::Evicted)?.is_some())
+    }
+
+    /// The LRU/LFU access clock value this command stamps on entries it touches.
+    pub fn access_clock(&self) -> u32 {
+        self.clock & CLOCK_MAX
+    }
+}
+
+fn stripe_in<'g>(
+    guards: &'g mut [(usize, MutexGuard<'_, Stripe>)],
+    all: bool,
+    stripe: usize,
+) -> Result<&'g mut Stripe, NotLocked> {
+    let found = if all {
+        guards.get_mut(stripe)
+    } else {
+        guards.iter_mut().find(|(s, _)| *s == stripe)
+    };
+    found.map(|(_, g)| &mut **g).ok_or(NotLocked)
+}
+
+fn db_in<'g>(
+    guards: &'g mut [(usize, MutexGuard<'_, Stripe>)],
+    all: bool,
+    stripe: usize,
+    db: usize,
+    slots_per_stripe: usize,
+) -> Result<&'g mut StripeDb, NotLocked> {
+    let d = stripe_in(guards, all, stripe)?.dbs.get_mut(db).ok_or(NotLocked)?;
+    if d.tables.is_empty() {
+        // Tables are created on the first write to a database in this stripe.
+        d.tables.resize_with(slots_per_stripe, SlotTable::default);
+    }
+    Ok(d)
+}
+
+/// A key being modified. Memory accounting, expiry counters and the journal are updated when it
+/// is dropped, so a handler cannot forget them.
+pub struct EntryMut<'l> {
+    entry: &'l mut Entry,
+    table_volatile: &'l mut u32,
+    db_volatile: &'l mut usize,
+    db_mem: &'l mut usize,
+    ks: &'l Keyspace,
+    journal: &'l mut Journal,
+    db: usize,
+    before_mem: usize,
+    before_volatile: bool,
+    touched: bool,
+}
+
+impl EntryMut<'_> {
+    /// Read access without marking the key modified.
+    pub fn get(&self) -> &Entry {
+        self.entry
+    }
+
+    /// Mutable access; the key counts as modified.
+    pub fn get_mut(&mut self) -> &mut Entry {
+        self.touched = true;
+        self.entry
+    }
+}
+
+impl Drop for EntryMut<'_> {
+    fn drop(&mut self) {
+        if !self.touched {
+            return;
+        }
+        let after = self.entry.mem_usage();
+        let delta = after as i64 - self.before_mem as i64;
+        *self.db_mem = (*self.db_mem as i64 + delta).max(0) as usize;
+        self.ks.add_mem(delta);
+        match (self.before_volatile, self.entry.is_volatile()) {
+            (false, true) => {
+                *self.table_volatile += 1;
+                *self.db_volatile += 1;
+            }
+            (true, false) => {
+                *self.table_volatile -= 1;
+                *self.db_volatile -= 1;
+            }
+            _ => {}
+        }
+        self.journal.record(self.db, self.entry.key(), EventKind::Write);
+    }
+}

@@ -1,1 +1,26 @@
-//! Command families (placeholder).
+//! Command families and the dispatcher: every command's spec and handler, with no I/O.
+//!
+//! **Architecture invariant:** handlers never touch a socket, a file or a clock. They receive a
+//! [`Cx`] (a locked view of the keyspace, the client state, the time, and [`ServerOps`] for what
+//! only the server can do) and return a reply. Side effects of writes (dirty counting, and later
+//! replication, the AOF and notifications) flow from the storage journal, not from handlers.
+
+mod args;
+mod connection;
+mod cx;
+mod dispatch;
+mod error;
+mod help;
+mod keys;
+mod longdouble;
+mod server;
+mod spec;
+mod strings;
+mod table;
+
+pub use connection::REDIS_COMPAT_VERSION;
+pub use cx::{Action, ClientFilter, ClientState, Cx, ReplyMode, ServerOps, ShutdownOptions};
+pub use dispatch::{execute, resolve, Executed};
+pub use error::{CmdResult, CommandError};
+pub use spec::{CommandSpec, Flags, Group, KeyAccess, Keys};
+pub use table::CommandTable;

@@ -212,6 +212,9 @@ fn read_line(
     }
 }
 
+/// A length-prefixed payload's range (`None` for the RESP2 null bulk) and the position after it.
+type Blob = (Option<Range<usize>>, usize);
+
 /// Reads a length-prefixed payload (`$`, `!`, `=`) whose length line starts at `start`.
 /// `Ok(Some((None, next)))` is the RESP2 null bulk `-1`.
 fn read_blob(
@@ -219,7 +222,7 @@ fn read_blob(
     start: usize,
     limits: &Limits,
     allow_null: bool,
-) -> Result<Option<(Option<Range<usize>>, usize)>, ProtocolError> {
+) -> Result<Option<Blob>, ProtocolError> {
     let Some((len_range, after)) = read_line(data, start, limits)? else {
         return Ok(None);
     };
@@ -350,7 +353,12 @@ mod tests {
     }
 
     fn ok(input: &[u8], expected: Frame) {
-        assert_eq!(decode_all(input), Ok(Some(expected)), "{:?}", String::from_utf8_lossy(input));
+        assert_eq!(
+            decode_all(input),
+            Ok(Some(expected)),
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
     }
 
     fn fails(input: &[u8], message: &str) {
@@ -423,24 +431,40 @@ mod tests {
         let full = b"*3\r\n$3\r\nfoo\r\n%1\r\n+a\r\n:1\r\n|1\r\n+x\r\n+y\r\n,2.5\r\n";
         for cut in 0..full.len() {
             let mut buf = BytesMut::from(&full[..cut]);
-            assert_eq!(decode_frame(&mut buf, &Limits::default()), Ok(None), "cut {cut}");
+            assert_eq!(
+                decode_frame(&mut buf, &Limits::default()),
+                Ok(None),
+                "cut {cut}"
+            );
             assert_eq!(buf.len(), cut);
         }
         let mut buf = BytesMut::from(&full[..]);
         buf.extend_from_slice(b"+next\r\n");
-        assert!(matches!(decode_frame(&mut buf, &Limits::default()), Ok(Some(Frame::Array(_)))));
-        assert_eq!(decode_frame(&mut buf, &Limits::default()), Ok(Some(Frame::simple("next"))));
+        assert!(matches!(
+            decode_frame(&mut buf, &Limits::default()),
+            Ok(Some(Frame::Array(_)))
+        ));
+        assert_eq!(
+            decode_frame(&mut buf, &Limits::default()),
+            Ok(Some(Frame::simple("next")))
+        );
         assert_eq!(decode_frame(&mut buf, &Limits::default()), Ok(None));
     }
 
     #[test]
     fn errors() {
         fails(b"?\r\n", "Protocol error: unexpected reply type byte '?'");
-        fails(b"\x00\r\n", "Protocol error: unexpected reply type byte 0x00");
+        fails(
+            b"\x00\r\n",
+            "Protocol error: unexpected reply type byte 0x00",
+        );
         fails(b"$-2\r\n", "Protocol error: invalid bulk length");
         fails(b"$x\r\n", "Protocol error: invalid bulk length");
         fails(b"!-1\r\n", "Protocol error: invalid bulk length");
-        fails(b"$3\r\nfooXY", "Protocol error: expected CRLF after bulk payload");
+        fails(
+            b"$3\r\nfooXY",
+            "Protocol error: expected CRLF after bulk payload",
+        );
         fails(b"*-2\r\n", "Protocol error: invalid multibulk length");
         fails(b"%-1\r\n", "Protocol error: invalid multibulk length");
         fails(b"*2000000\r\n", "Protocol error: invalid multibulk length");

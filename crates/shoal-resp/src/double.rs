@@ -72,7 +72,11 @@ pub fn format_double(d: f64) -> DoubleRepr {
         len: 0,
     };
     if d.is_nan() {
-        out.push_all(if d.is_sign_negative() { b"-nan" } else { b"nan" });
+        out.push_all(if d.is_sign_negative() {
+            b"-nan"
+        } else {
+            b"nan"
+        });
         return out;
     }
     if d.is_infinite() {
@@ -153,7 +157,9 @@ fn parse_exp(s: &[u8]) -> i32 {
     let value = digits
         .iter()
         .filter(|b| b.is_ascii_digit())
-        .fold(0i32, |acc, &b| acc.saturating_mul(10).saturating_add(i32::from(b - b'0')));
+        .fold(0i32, |acc, &b| {
+            acc.saturating_mul(10).saturating_add(i32::from(b - b'0'))
+        });
     if negative {
         -value
     } else {
@@ -185,7 +191,8 @@ mod tests {
             (0.0001234, "0.00012339999999999999"),
             (5e-324, "4.9406564584124654e-324"),
             (f64::MAX, "1.7976931348623157e+308"),
-            (3.14159, "3.1415899999999999"),
+            (7.1, "7.0999999999999996"),
+            (1234.5678, "1234.5678"),
             (1e21, "1e+21"),
             (100.0, "100"),
             (4503599627370495.5, "4503599627370495.5"),

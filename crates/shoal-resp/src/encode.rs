@@ -220,7 +220,11 @@ mod tests {
             ",0.10000000000000001\r\n",
         );
         both(Frame::Double(f64::INFINITY), "$3\r\ninf\r\n", ",inf\r\n");
-        both(Frame::Double(f64::NEG_INFINITY), "$4\r\n-inf\r\n", ",-inf\r\n");
+        both(
+            Frame::Double(f64::NEG_INFINITY),
+            "$4\r\n-inf\r\n",
+            ",-inf\r\n",
+        );
         both(Frame::Boolean(true), ":1\r\n", "#t\r\n");
         both(Frame::Boolean(false), ":0\r\n", "#f\r\n");
         both(
@@ -245,7 +249,11 @@ mod tests {
             "-ERR bad  thing \r\n",
             "-ERR bad  thing \r\n",
         );
-        both(Frame::Simple(Bytes::from_static(b"a\rb")), "+a b\r\n", "+a b\r\n");
+        both(
+            Frame::Simple(Bytes::from_static(b"a\rb")),
+            "+a b\r\n",
+            "+a b\r\n",
+        );
     }
 
     #[test]

@@ -33,7 +33,8 @@ pub enum Frame {
     Double(f64),
     /// RESP3 `#t`/`#f`; RESP2 sends `Integer` 1/0.
     Boolean(bool),
-    /// RESP3 `(<digits>`; RESP2 sends a `Bulk` of the digits.
+    /// RESP3 `(<digits>`; RESP2 sends a `Bulk` of the digits. Being a line, its RESP3 form
+    /// has `\r` and `\n` written as spaces, like `Simple`.
     BigNumber(Bytes),
     /// RESP3 `=<len>\r\ntxt:<text>`; RESP2 sends a `Bulk` of `text` alone.
     Verbatim {

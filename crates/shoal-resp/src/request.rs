@@ -232,7 +232,11 @@ impl RequestParser {
         buf: &mut BytesMut,
         limits: &Limits,
     ) -> Result<Step, ProtocolError> {
-        let cr = match self.find_length_line(buf, limits, "Protocol error: too big mbulk count string")? {
+        let cr = match self.find_length_line(
+            buf,
+            limits,
+            "Protocol error: too big mbulk count string",
+        )? {
             Line::Partial => return Ok(Step::NeedMore),
             Line::Complete(cr) => cr,
         };
@@ -339,4 +343,41 @@ enum Step {
     Done(Vec<Bytes>),
     /// A multibulk header was consumed; its elements follow.
     Started,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claimed_count_does_not_preallocate_beyond_the_bound() {
+        let mut parser = RequestParser::new();
+        let mut buf = BytesMut::from(&b"*1000000\r\n"[..]);
+        assert_eq!(parser.parse(&mut buf, &Limits::default()), Ok(None));
+        match &parser.state {
+            State::Multibulk {
+                args, remaining, ..
+            } => {
+                assert!(args.capacity() <= MAX_PREALLOC_ARGS);
+                assert_eq!(*remaining, 1_000_000);
+            }
+            State::Idle => panic!("expected a multibulk in progress"),
+        }
+    }
+
+    #[test]
+    fn search_resumes_where_it_stopped() {
+        let limits = Limits::default();
+        let mut parser = RequestParser::new();
+        let mut buf = BytesMut::from(&b"*1\r\n$1000"[..]);
+        assert_eq!(parser.parse(&mut buf, &limits), Ok(None));
+        assert_eq!(parser.scanned, 5);
+        buf.extend_from_slice(b"0\r");
+        assert_eq!(parser.parse(&mut buf, &limits), Ok(None));
+        assert_eq!(parser.scanned, 6);
+        buf.extend_from_slice(b"\n");
+        assert_eq!(parser.parse(&mut buf, &limits), Ok(None));
+        assert_eq!(parser.scanned, 0);
+        assert_eq!(parser.pending_bytes(), 4 + 8);
+    }
 }

@@ -16,10 +16,7 @@ pub(crate) fn find_byte(haystack: &[u8], needle: u8) -> Option<usize> {
         let x = u64::from_le_bytes(word) ^ pattern;
         // A zero byte in `x` marks a match; the expression below is non-zero exactly then.
         if x.wrapping_sub(LO) & !x & HI != 0 {
-            return chunk
-                .iter()
-                .position(|&b| b == needle)
-                .map(|i| offset + i);
+            return chunk.iter().position(|&b| b == needle).map(|i| offset + i);
         }
         offset += 8;
     }
@@ -102,7 +99,10 @@ mod tests {
             }
         }
         assert_eq!(find_byte(b"", b'\r'), None);
-        assert_eq!(find_byte(b"\x80\x80\x80\x80\x80\x80\x80\x80\r", b'\r'), Some(8));
+        assert_eq!(
+            find_byte(b"\x80\x80\x80\x80\x80\x80\x80\x80\r", b'\r'),
+            Some(8)
+        );
     }
 
     #[test]

@@ -1,1 +1,200 @@
-fn main() {}
+//! `shoal-server`: starts Shoal with `redis-server`'s command line,
+//! `shoal-server [/path/to/shoal.conf] [--directive value ...]`.
+//!
+//! This crate is the only one that owns sockets, threads, timers and the process: it wires the
+//! codec, the keyspace and the command families to the network and the clock.
+
+mod clients;
+mod config;
+mod connection;
+mod cron;
+mod info;
+mod server;
+mod shared;
+mod stats;
+
+use std::sync::Arc;
+
+use config::Config;
+use shared::{Shared, SystemClock};
+
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+fn usage() -> String {
+    let mut s = String::from(
+        "Usage: shoal-server [/path/to/shoal.conf] [--directive value ...]\n       shoal-server --version\n       shoal-server --help\n\nExamples:\n       shoal-server\n       shoal-server --port 7000 --save ''\n       shoal-server /etc/shoal/shoal.conf --loglevel verbose\n\nDirectives (default in brackets):\n",
+    );
+    for p in config::PARAMS {
+        s.push_str(&format!("  {:<28} [{}] {}\n", p.name, p.default, p.doc));
+    }
+    s
+}
+
+fn init_logging(cfg: &Config) -> Result<(), String> {
+    let level = match cfg.get("loglevel") {
+        "debug" => Some(tracing::Level::DEBUG),
+        "verbose" => Some(tracing::Level::INFO),
+        "notice" => Some(tracing::Level::INFO),
+        "warning" => Some(tracing::Level::WARN),
+        _ => None,
+    };
+    let Some(level) = level else {
+        return Ok(());
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false);
+    match cfg.get("logfile") {
+        "" => builder.init(),
+        path => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("Can't open the log file: {e}"))?;
+            builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .init();
+        }
+    }
+    Ok(())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("-v" | "--version") => {
+            println!(
+                "Shoal server v={} (Redis {} compatible)",
+                env!("CARGO_PKG_VERSION"),
+                shoal_commands::REDIS_COMPAT_VERSION
+            );
+            return;
+        }
+        Some("-h" | "--help") => {
+            print!("{}", usage());
+            return;
+        }
+        _ => {}
+    }
+    let cfg = match Config::from_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = init_logging(&cfg) {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
+    let dir = cfg.get("dir").to_string();
+    if let Err(e) = std::env::set_current_dir(&dir) {
+        eprintln!("Can't chdir to '{dir}': {e}");
+        std::process::exit(1);
+    }
+    let workers = match cfg.int("worker-threads") {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n as usize,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("shoal-worker")
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("Can't start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = runtime.block_on(run(cfg, workers));
+    // Connections still open at shutdown are dropped with the runtime.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    std::process::exit(code);
+}
+
+async fn run(cfg: Config, workers: usize) -> i32 {
+    let pidfile = cfg.get("pidfile").to_string();
+    let shared = Shared::new(cfg, Box::new(SystemClock));
+    let (tcp, unix) = match server::bind(&shared).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("{}", e.0);
+            eprintln!("{}", e.0);
+            return 1;
+        }
+    };
+    if !pidfile.is_empty() {
+        if let Err(e) = std::fs::write(&pidfile, format!("{}\n", std::process::id())) {
+            tracing::warn!(error = %e, path = %pidfile, "failed to write the pid file");
+        }
+    }
+    let mut addrs = Vec::new();
+    for l in tcp {
+        if let Ok(a) = l.local_addr() {
+            shared
+                .tcp_port
+                .store(a.port() as u64, std::sync::atomic::Ordering::Relaxed);
+            addrs.push(a.to_string());
+        }
+        tokio::spawn(server::accept_tcp(shared.clone(), l));
+    }
+    let unix_path = unix.as_ref().map(|(_, p)| p.clone());
+    if let Some((l, path)) = unix {
+        addrs.push(format!("unix:{path}"));
+        tokio::spawn(server::accept_unix(shared.clone(), l, path));
+    }
+    let cron = match cron::spawn(shared.clone()) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::error!(error = %e, "failed to start the background thread");
+            return 1;
+        }
+    };
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        pid = std::process::id(),
+        workers,
+        stripes = shared.ks.stripe_count(),
+        listening = %addrs.join(" "),
+        "Shoal ready to accept connections"
+    );
+    wait_for_shutdown(&shared).await;
+    tracing::info!("shutting down");
+    if let Some(h) = cron {
+        let _ = tokio::task::spawn_blocking(move || h.join()).await;
+    }
+    if let Some(p) = unix_path {
+        let _ = std::fs::remove_file(p);
+    }
+    if !pidfile.is_empty() {
+        let _ = std::fs::remove_file(&pidfile);
+    }
+    tracing::info!("Shoal is now ready to exit, bye bye...");
+    0
+}
+
+/// Returns when SIGTERM or SIGINT arrives or `SHUTDOWN` is called, and tells every task to stop.
+async fn wait_for_shutdown(shared: &Arc<Shared>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut rx = shared.shutdown.subscribe();
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("received SIGTERM, scheduling shutdown"),
+                _ = int.recv() => tracing::info!("received SIGINT, scheduling shutdown"),
+                _ = rx.wait_for(|v| *v) => {}
+            }
+        }
+        _ => {
+            let _ = rx.wait_for(|v| *v).await;
+        }
+    }
+    shared.request_shutdown();
+}

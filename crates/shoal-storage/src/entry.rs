@@ -173,7 +173,12 @@ pub enum NewString<'a> {
 
 impl Entry {
     /// Builds a string entry.
-    pub fn new_string(key: &[u8], value: NewString<'_>, deadline: Option<u64>, clock: u32) -> Entry {
+    pub fn new_string(
+        key: &[u8],
+        value: NewString<'_>,
+        deadline: Option<u64>,
+        clock: u32,
+    ) -> Entry {
         let mut e = Entry {
             blob: Box::new([]),
             obj: None,
@@ -320,7 +325,10 @@ impl Entry {
             v.extend_from_slice(tail);
             return;
         }
-        let mut bytes = self.as_str().map(|s| s.to_bytes().into_owned()).unwrap_or_default();
+        let mut bytes = self
+            .as_str()
+            .map(|s| s.to_bytes().into_owned())
+            .unwrap_or_default();
         bytes.extend_from_slice(tail);
         let deadline = self.deadline();
         self.set_string(NewString::Raw(bytes), deadline);
@@ -337,13 +345,47 @@ impl Entry {
             edit(v);
             return;
         }
-        let mut bytes = self.as_str().map(|s| s.to_bytes().into_owned()).unwrap_or_default();
+        let mut bytes = self
+            .as_str()
+            .map(|s| s.to_bytes().into_owned())
+            .unwrap_or_default();
         if bytes.len() < min_len {
             bytes.resize(min_len, 0);
         }
         edit(&mut bytes);
         let deadline = self.deadline();
         self.set_string(NewString::Raw(bytes), deadline);
+    }
+
+    /// A copy of this entry under another key, with the same value, expiry and clock (`COPY`).
+    pub fn duplicate(&self, key: &[u8]) -> Entry {
+        let mut blob = Vec::with_capacity(self.blob.len() - self.key_len as usize + key.len());
+        blob.extend_from_slice(&self.blob[..self.head()]);
+        blob.extend_from_slice(key);
+        blob.extend_from_slice(self.payload());
+        Entry {
+            blob: blob.into_boxed_slice(),
+            obj: self.obj.as_deref().map(|o| match o {
+                Object::Str(v) => Box::new(Object::Str(v.clone())),
+            }),
+            key_len: key.len() as u32,
+            meta: self.meta,
+        }
+    }
+
+    /// This entry moved to another key, keeping its value, expiry and clock (`RENAME`, `MOVE`).
+    /// Large values are moved, not copied.
+    pub fn rekey(self, key: &[u8]) -> Entry {
+        let mut blob = Vec::with_capacity(self.blob.len() - self.key_len as usize + key.len());
+        blob.extend_from_slice(&self.blob[..self.head()]);
+        blob.extend_from_slice(key);
+        blob.extend_from_slice(self.payload());
+        Entry {
+            blob: blob.into_boxed_slice(),
+            obj: self.obj,
+            key_len: key.len() as u32,
+            meta: self.meta,
+        }
     }
 
     /// The 24-bit access clock (LRU time or LFU data).

@@ -58,7 +58,9 @@ impl Policy {
     }
 
     fn from_u8(v: u8) -> Policy {
-        Self::ALL.get(v as usize).map_or(Policy::NoEviction, |(p, _)| *p)
+        Self::ALL
+            .get(v as usize)
+            .map_or(Policy::NoEviction, |(p, _)| *p)
     }
 
     /// True for the LFU policies, which change what the per-key clock means.
@@ -69,7 +71,10 @@ impl Policy {
     fn volatile_only(self) -> bool {
         matches!(
             self,
-            Policy::VolatileLru | Policy::VolatileLfu | Policy::VolatileRandom | Policy::VolatileTtl
+            Policy::VolatileLru
+                | Policy::VolatileLfu
+                | Policy::VolatileRandom
+                | Policy::VolatileTtl
         )
     }
 

@@ -111,6 +111,11 @@ fn token_matches(t: &Token<'_>, c: u8, nocase: bool) -> bool {
 
 /// True when `s` matches the glob `pattern`.
 pub fn glob_match(pattern: &[u8], s: &[u8], nocase: bool) -> bool {
+    // Redis's matcher never enters its loop for an empty string, so only an empty pattern matches
+    // it (`KEYS *` and `SCAN MATCH *` short-cut before matching, which the callers mirror).
+    if s.is_empty() {
+        return pattern.is_empty();
+    }
     let tokens = tokenize(pattern);
     let (mut t, mut i) = (0usize, 0usize);
     let mut backtrack: Option<(usize, usize)> = None;
@@ -147,7 +152,10 @@ mod tests {
 
     #[test]
     fn stars_and_questions() {
-        assert!(m("*", ""));
+        assert!(!m("*", ""));
+        assert!(!m("**", ""));
+        assert!(m("", ""));
+        assert!(m("a*", "a"));
         assert!(m("*", "anything"));
         assert!(m("h?llo", "hello"));
         assert!(!m("h?llo", "hllo"));

@@ -404,7 +404,13 @@ impl<'a> Locked<'a> {
     }
 
     pub(crate) fn db_mut(&mut self, db: usize, stripe: usize) -> Result<&mut StripeDb, NotLocked> {
-        db_in(&mut self.guards, self.all, stripe, db, self.ks.slots_per_stripe())
+        db_in(
+            &mut self.guards,
+            self.all,
+            stripe,
+            db,
+            self.ks.slots_per_stripe(),
+        )
     }
 
     /// Removes `key` if its expiry has passed. Returns true when it was removed.
@@ -424,6 +430,19 @@ impl<'a> Locked<'a> {
     /// Looks a key up for reading, expiring it first if due, counting a hit or a miss and
     /// updating its access clock, as Redis's `lookupKeyRead` does.
     pub fn read(&mut self, db: usize, key: &[u8]) -> Result<Option<&Entry>, NotLocked> {
+        self.lookup(db, key, true, true)
+    }
+
+    /// Looks a key up, expiring it first if due. `touch` updates the access clock (off for
+    /// `CLIENT NO-TOUCH` and for commands that only inspect a key); `stats` counts a keyspace
+    /// hit or miss.
+    pub fn lookup(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        touch: bool,
+        stats: bool,
+    ) -> Result<Option<&Entry>, NotLocked> {
         let p = self.place(key);
         self.expire_if_needed(db, key, p)?;
         let now = self.now;
@@ -436,12 +455,18 @@ impl<'a> Locked<'a> {
             .and_then(|t| t.find_mut(p.hash, key));
         match found {
             Some(e) => {
-                evict::touch(e, now, &ev);
-                stripe.stats.hits += 1;
+                if touch {
+                    evict::touch(e, now, &ev);
+                }
+                if stats {
+                    stripe.stats.hits += 1;
+                }
                 Ok(Some(&*e))
             }
             None => {
-                stripe.stats.misses += 1;
+                if stats {
+                    stripe.stats.misses += 1;
+                }
                 Ok(None)
             }
         }
@@ -529,7 +554,12 @@ impl<'a> Locked<'a> {
         self.remove_at(db, key, p, EventKind::Delete)
     }
 
-    fn remove_quiet(&mut self, db: usize, key: &[u8], p: Place) -> Result<Option<Entry>, NotLocked> {
+    fn remove_quiet(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        p: Place,
+    ) -> Result<Option<Entry>, NotLocked> {
         let ks = self.ks;
         let d = self.db_mut(db, p.stripe)?;
         let Some(old) = d.tables[p.index].remove(p.hash, key) else {
@@ -596,7 +626,10 @@ fn db_in<'g>(
     db: usize,
     slots_per_stripe: usize,
 ) -> Result<&'g mut StripeDb, NotLocked> {
-    let d = stripe_in(guards, all, stripe)?.dbs.get_mut(db).ok_or(NotLocked)?;
+    let d = stripe_in(guards, all, stripe)?
+        .dbs
+        .get_mut(db)
+        .ok_or(NotLocked)?;
     if d.tables.is_empty() {
         // Tables are created on the first write to a database in this stripe.
         d.tables.resize_with(slots_per_stripe, SlotTable::default);
@@ -652,6 +685,7 @@ impl Drop for EntryMut<'_> {
             }
             _ => {}
         }
-        self.journal.record(self.db, self.entry.key(), EventKind::Write);
+        self.journal
+            .record(self.db, self.entry.key(), EventKind::Write);
     }
 }

@@ -14,12 +14,17 @@ mod scan;
 mod slot;
 mod table;
 
-pub use entry::{alloc_size, parse_canonical_i64, Encoding, Entry, Kind, NewString, StrRef, INLINE_MAX};
-pub use evict::{idle_ms, lfu_decayed, lru_clock, EvictOutcome, EvictionConfig, EvictionSettings, Policy};
+pub use entry::{
+    alloc_size, parse_canonical_i64, Encoding, Entry, Kind, NewString, StrRef, INLINE_MAX,
+};
+pub use evict::{
+    idle_ms, lfu_decayed, lru_clock, EvictOutcome, EvictionConfig, EvictionSettings, Policy,
+};
 pub use expire::{ExpireCycleStats, ExpireEffort};
 pub use glob::glob_match;
 pub use keyspace::{
-    DbInfo, EntryMut, EventKind, Garbage, Journal, KeyEvent, Keyspace, Locked, NotLocked, StripeStats,
+    DbInfo, EntryMut, EventKind, Garbage, Journal, KeyEvent, Keyspace, Locked, NotLocked,
+    StripeStats,
 };
 pub use slot::{crc16, key_slot, SLOTS};
 pub use table::SlotTable;

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use shoal_storage::{
-    EvictOutcome, Entry, ExpireEffort, Journal, Keyspace, NewString, Policy, StrRef,
+    Entry, EvictOutcome, ExpireEffort, Journal, Keyspace, NewString, Policy, StrRef,
 };
 
 const T0: u64 = 1_700_000_000_000;
@@ -12,8 +12,11 @@ const T0: u64 = 1_700_000_000_000;
 fn set(ks: &Keyspace, db: usize, key: &[u8], val: &[u8], deadline: Option<u64>, now: u64) {
     let mut l = ks.lock_key(key, now);
     let clock = l.access_clock();
-    l.insert(db, Entry::new_string(key, NewString::Auto(val), deadline, clock))
-        .expect("stripe locked");
+    l.insert(
+        db,
+        Entry::new_string(key, NewString::Auto(val), deadline, clock),
+    )
+    .expect("stripe locked");
 }
 
 fn get(ks: &Keyspace, db: usize, key: &[u8], now: u64) -> Option<Vec<u8>> {
@@ -112,7 +115,11 @@ fn full_scan_returns_every_key_once_even_while_tables_grow() {
     let unique: HashSet<_> = seen.iter().cloned().collect();
     assert_eq!(unique.len(), seen.len(), "no key returned twice");
     for k in &original {
-        assert!(unique.contains(k), "missing {:?}", String::from_utf8_lossy(k));
+        assert!(
+            unique.contains(k),
+            "missing {:?}",
+            String::from_utf8_lossy(k)
+        );
     }
 }
 
@@ -120,7 +127,14 @@ fn full_scan_returns_every_key_once_even_while_tables_grow() {
 fn active_expiry_reclaims_keys_nobody_reads() {
     let ks = Keyspace::new(16, 64, 3);
     for i in 0..20_000 {
-        set(&ks, 0, format!("t:{i}").as_bytes(), b"v", Some(T0 + 100), T0);
+        set(
+            &ks,
+            0,
+            format!("t:{i}").as_bytes(),
+            b"v",
+            Some(T0 + 100),
+            T0,
+        );
     }
     for i in 0..1000 {
         set(&ks, 0, format!("p:{i}").as_bytes(), b"v", None, T0);
@@ -132,7 +146,13 @@ fn active_expiry_reclaims_keys_nobody_reads() {
         cycles += 1;
         assert!(cycles < 100, "expiry made no progress");
     }
-    assert_eq!(ks.db_info(0), shoal_storage::DbInfo { keys: 1000, volatile: 0 });
+    assert_eq!(
+        ks.db_info(0),
+        shoal_storage::DbInfo {
+            keys: 1000,
+            volatile: 0
+        }
+    );
     assert_eq!(j.dirty, 20_000);
 }
 
@@ -205,12 +225,25 @@ fn volatile_policies_touch_only_keys_with_expiry() {
         set(&ks, 0, format!("p:{i}").as_bytes(), b"v", None, T0);
     }
     for i in 0..100 {
-        set(&ks, 0, format!("v:{i}").as_bytes(), b"v", Some(T0 + 1_000_000 + i), T0);
+        set(
+            &ks,
+            0,
+            format!("v:{i}").as_bytes(),
+            b"v",
+            Some(T0 + 1_000_000 + i),
+            T0,
+        );
     }
     ks.eviction.set_maxmemory(1);
     let mut j = Journal::default();
     assert_eq!(ks.evict_if_needed(T0, &mut j), EvictOutcome::OverLimit);
-    assert_eq!(ks.db_info(0), shoal_storage::DbInfo { keys: 100, volatile: 0 });
+    assert_eq!(
+        ks.db_info(0),
+        shoal_storage::DbInfo {
+            keys: 100,
+            volatile: 0
+        }
+    );
 }
 
 #[test]

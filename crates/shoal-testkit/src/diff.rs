@@ -113,7 +113,8 @@ impl DiffReport {
         out
     }
 
-    fn merge(&mut self, other: DiffReport) {
+    /// Adds another report's counts and mismatches to this one.
+    pub fn merge(&mut self, other: DiffReport) {
         self.files += other.files;
         self.commands += other.commands;
         self.skipped += other.skipped;
@@ -130,7 +131,8 @@ pub fn run_diff(
 ) -> io::Result<DiffReport> {
     let mut report = DiffReport::default();
     for path in files {
-        let file = CaseFile::load(path).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let file =
+            CaseFile::load(path).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         report.merge(diff_file(reference, candidate, &file, options));
     }
     Ok(report)
@@ -170,7 +172,10 @@ fn prepare(addr: SocketAddr, proto: u8) -> io::Result<RawClient> {
     if proto == 3 {
         let reply = client.command(&[b"HELLO", b"3"])?;
         if matches!(reply, Frame::Error(_)) {
-            return Err(io::Error::other(format!("HELLO 3 failed: {}", render(&reply))));
+            return Err(io::Error::other(format!(
+                "HELLO 3 failed: {}",
+                render(&reply)
+            )));
         }
     }
     for cmd in [&[&b"FLUSHALL"[..]][..], &[b"SELECT", b"0"]] {
@@ -276,8 +281,9 @@ fn diff_pass(
 pub fn compare(mode: &Compare, a: &Reply, b: &Reply) -> Option<String> {
     match mode {
         Compare::Exact => (a.raw != b.raw).then(|| "replies differ".to_string()),
-        Compare::Type => (type_name(&a.frame) != type_name(&b.frame))
-            .then(|| "reply types differ".to_string()),
+        Compare::Type => {
+            (type_name(&a.frame) != type_name(&b.frame)).then(|| "reply types differ".to_string())
+        }
         Compare::Range(lo, hi) => {
             let within = |f: &Frame| matches!(f, Frame::Integer(n) if n >= lo && n <= hi);
             if within(&a.frame) && within(&b.frame) {

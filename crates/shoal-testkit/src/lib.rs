@@ -15,6 +15,8 @@ pub use client::{encode_command, RawClient, Reply};
 pub use diff::{run_diff, run_transcript, DiffOptions, DiffReport, Mismatch};
 pub use render::{quote, render, render_pretty};
 pub use server::{against_redis, target_kind, ServerKind, ServerProcess};
+/// Re-exported so test crates need no direct dependency on the codec.
+pub use shoal_resp::Frame;
 
 /// The workspace's root directory (two levels above this crate).
 pub fn workspace_root() -> PathBuf {
@@ -42,7 +44,7 @@ pub fn run_all_cases(candidate: ServerKind, run_needs_types: bool) -> io::Result
         ServerKind::Redis => "redis#2".to_string(),
         other => other.name().to_string(),
     };
-    let candidate = ServerProcess::start(candidate, &[])?;
+    let mut candidate = ServerProcess::start(candidate, &[])?;
     let files = case_files(&cases_dir())?;
     if files.is_empty() {
         return Err(io::Error::other(format!(
@@ -55,5 +57,36 @@ pub fn run_all_cases(candidate: ServerKind, run_needs_types: bool) -> io::Result
         candidate_label,
         ..DiffOptions::default()
     };
-    run_diff(reference.addr(), candidate.addr(), &files, &options)
+    let mut report = DiffReport::default();
+    for path in &files {
+        let file =
+            CaseFile::load(path).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        report.merge(diff::diff_file(
+            reference.addr(),
+            candidate.addr(),
+            &file,
+            &options,
+        ));
+        // A crashed candidate would turn every later file into noise: report the crash with
+        // the end of its log instead.
+        if !candidate.is_running() {
+            let log = candidate.log();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            report.mismatches.push(Mismatch {
+                file: path.clone(),
+                line: 0,
+                protocol: 0,
+                command: "(whole file)".into(),
+                reason: "the candidate server exited while running this file".into(),
+                reference: "running".into(),
+                candidate: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+                labels: (
+                    options.reference_label.clone(),
+                    options.candidate_label.clone(),
+                ),
+            });
+            break;
+        }
+    }
+    Ok(report)
 }

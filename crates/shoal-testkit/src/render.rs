@@ -198,10 +198,7 @@ mod tests {
             Frame::Array(vec![Frame::Integer(1), Frame::Integer(2)]),
             Frame::Array(vec![]),
         ]);
-        assert_eq!(
-            render(&frame),
-            "[\"a\", [(integer) 1, (integer) 2], []]"
-        );
+        assert_eq!(render(&frame), "[\"a\", [(integer) 1, (integer) 2], []]");
         assert_eq!(
             render_pretty(&frame),
             "1) \"a\"\n2) 1) (integer) 1\n   2) (integer) 2\n3) (empty array)"

@@ -147,10 +147,7 @@ impl ServerProcess {
             .stderr(Stdio::from(log_err))
             .spawn()
             .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("cannot spawn {}: {e}", program.display()),
-                )
+                io::Error::new(e.kind(), format!("cannot spawn {}: {e}", program.display()))
             })?;
         let mut server = ServerProcess {
             kind,
@@ -329,7 +326,8 @@ fn ping(addr: SocketAddr) -> io::Result<()> {
         }
         got.extend_from_slice(&buf[..n]);
     }
-    if got.starts_with(b"+PONG") {
+    // A server with requirepass answers -NOAUTH, which still proves it is serving.
+    if got.starts_with(b"+PONG") || got.starts_with(b"-NOAUTH") {
         Ok(())
     } else {
         // A server that is still loading answers -LOADING; treat that as not ready yet.

@@ -1,0 +1,167 @@
+//! The execution context a handler receives: the keyspace view, the client's state and the server
+//! operations it may ask for. Handlers see nothing else, in particular no socket.
+
+use bytes::Bytes;
+use shoal_resp::{Frame, Protocol};
+use shoal_storage::{Garbage, Journal, Keyspace, Locked};
+
+use crate::error::CommandError;
+use crate::table::CommandTable;
+
+/// How replies are sent (`CLIENT REPLY`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// Skip the reply of the next command only.
+    Skip,
+    /// Internal: the command that set SKIP; the next one is skipped.
+    SkipNext,
+}
+
+/// Something the connection must do after the reply, because only it owns the socket and timers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Wait this long before answering (`DEBUG SLEEP`).
+    Sleep(std::time::Duration),
+    /// Shut the server down (`SHUTDOWN`).
+    Shutdown(ShutdownOptions),
+}
+
+/// Options of `SHUTDOWN`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShutdownOptions {
+    pub save: Option<bool>,
+    pub now: bool,
+    pub force: bool,
+}
+
+/// Per-connection state that commands read and change.
+#[derive(Debug, Clone)]
+pub struct ClientState {
+    pub id: u64,
+    pub db: usize,
+    pub protocol: Protocol,
+    pub name: Option<Bytes>,
+    pub lib_name: Option<Bytes>,
+    pub lib_ver: Option<Bytes>,
+    pub authenticated: bool,
+    pub no_evict: bool,
+    pub no_touch: bool,
+    pub reply: ReplyMode,
+    /// Close the connection once the reply is written (`QUIT`).
+    pub close_after_reply: bool,
+    pub action: Option<Action>,
+}
+
+impl ClientState {
+    /// A fresh client in RESP2 on database 0.
+    pub fn new(id: u64, authenticated: bool) -> ClientState {
+        ClientState {
+            id,
+            db: 0,
+            protocol: Protocol::Resp2,
+            name: None,
+            lib_name: None,
+            lib_ver: None,
+            authenticated,
+            no_evict: false,
+            no_touch: false,
+            reply: ReplyMode::On,
+            close_after_reply: false,
+            action: None,
+        }
+    }
+}
+
+/// Which clients `CLIENT KILL` or `CLIENT LIST` selects. Empty fields match everything.
+#[derive(Debug, Default, Clone)]
+pub struct ClientFilter {
+    pub ids: Vec<u64>,
+    pub addr: Option<String>,
+    pub laddr: Option<String>,
+    pub kind: Option<String>,
+    pub user: Option<String>,
+    /// `SKIPME yes` (the default for `CLIENT KILL` filters).
+    pub skip_me: bool,
+    pub max_age: Option<u64>,
+}
+
+/// Services the server provides to commands. Implemented by `shoal-server`; the command families
+/// only see this trait, so they stay free of sockets, threads and files.
+pub trait ServerOps: Send + Sync {
+    /// The password `AUTH` checks, if `requirepass` is set.
+    fn requirepass(&self) -> Option<String>;
+    /// `CONFIG GET`: every parameter matching one of the glob patterns, with its value.
+    fn config_get(&self, patterns: &[Bytes]) -> Vec<(String, String)>;
+    /// `CONFIG SET` of several parameters, all or nothing.
+    fn config_set(&self, pairs: &[(Bytes, Bytes)]) -> Result<(), CommandError>;
+    /// `CONFIG REWRITE`.
+    fn config_rewrite(&self) -> Result<(), CommandError>;
+    /// `CONFIG RESETSTAT`.
+    fn reset_stats(&self);
+    /// `INFO` text for the given sections (lower-case; empty = default).
+    fn info(&self, sections: &[String]) -> String;
+    /// Publishes the client's name, database and library info for `CLIENT LIST`.
+    fn update_client(&self, client: &ClientState);
+    /// `CLIENT LIST`/`CLIENT INFO` lines for the matching clients.
+    fn client_list(&self, filter: &ClientFilter, me: u64) -> String;
+    /// `CLIENT KILL`: closes matching clients, returns how many.
+    fn client_kill(&self, filter: &ClientFilter, me: u64) -> usize;
+    /// `CLIENT PAUSE`: until `until_ms` (Unix ms); `all` pauses every command, else only writes.
+    fn client_pause(&self, until_ms: u64, all: bool);
+    /// `CLIENT UNPAUSE`.
+    fn client_unpause(&self);
+    /// `MEMORY STATS` fields.
+    fn memory_stats(&self) -> Vec<(String, Frame)>;
+    /// `MEMORY MALLOC-STATS` text.
+    fn malloc_stats(&self) -> String;
+    /// Frees tables taken out by a flush, on a background thread when `lazy`.
+    fn free(&self, garbage: Garbage, lazy: bool);
+    /// `proto-max-bulk-len`: the largest string a command may create.
+    fn proto_max_bulk_len(&self) -> u64;
+    /// `lazyfree-lazy-user-flush` and `lazyfree-lazy-user-del`.
+    fn lazy_user_flush(&self) -> bool;
+}
+
+/// What a handler runs with.
+pub struct Cx<'a> {
+    pub ks: &'a Keyspace,
+    pub server: &'a dyn ServerOps,
+    pub client: &'a mut ClientState,
+    pub table: &'a CommandTable,
+    /// Unix time in milliseconds, fixed for the whole command.
+    pub now: u64,
+    /// Unix time in microseconds (for `TIME`).
+    pub now_us: u64,
+    pub(crate) locked: Option<Locked<'a>>,
+    /// Changes made outside the locked view (flushes, `RANDOMKEY` expiring keys).
+    pub journal: Journal,
+}
+
+impl<'a> Cx<'a> {
+    /// The locked view of the stripes holding this command's keys.
+    pub fn db(&mut self) -> Result<&mut Locked<'a>, CommandError> {
+        self.locked
+            .as_mut()
+            .ok_or(CommandError::Internal(shoal_storage::NotLocked))
+    }
+
+    /// The selected database index.
+    pub fn dbi(&self) -> usize {
+        self.client.db
+    }
+
+    /// Locks more stripes for a command whose keys are not in its spec. Releases the current view
+    /// first, so locks are always taken in order.
+    pub fn relock(&mut self, stripes: Vec<usize>) {
+        if let Some(old) = self.locked.take() {
+            self.journal.absorb(take_journal(old));
+        }
+        self.locked = Some(self.ks.lock(stripes, self.now));
+    }
+}
+
+pub(crate) fn take_journal(mut l: Locked<'_>) -> Journal {
+    std::mem::take(&mut l.journal)
+}

@@ -1,0 +1,171 @@
+//! The dispatcher: everything that happens around a handler, exactly once, driven by the spec.
+//!
+//! Lookup, subcommand resolution, arity, authentication, the `maxmemory` check, key extraction and
+//! stripe locking happen here, so handlers only parse their arguments and compute a reply. What a
+//! command changed comes back in its [`Journal`] for the server to account and propagate.
+
+use bytes::Bytes;
+use shoal_resp::Frame;
+use shoal_storage::{EvictOutcome, Journal, Keyspace};
+
+use crate::cx::{take_journal, ClientState, Cx, ServerOps};
+use crate::error::CommandError;
+use crate::spec::{CommandSpec, Flags};
+use crate::table::{subcommand, CommandTable};
+
+/// The outcome of one command.
+pub struct Executed {
+    pub reply: Frame,
+    /// The command (or subcommand) that ran, if it was found.
+    pub spec: Option<&'static CommandSpec>,
+    /// The error, if the reply is one.
+    pub error: Option<CommandError>,
+    /// True when the command was refused before its handler ran (`rejected_calls`).
+    pub rejected: bool,
+    pub journal: Journal,
+}
+
+/// Resolves `args` to a command or subcommand spec, checking arity.
+pub fn resolve(
+    table: &CommandTable,
+    args: &[Bytes],
+) -> Result<&'static CommandSpec, (Option<&'static CommandSpec>, CommandError)> {
+    let Some(name) = args.first() else {
+        return Err((None, CommandError::err("empty command")));
+    };
+    let Some(spec) = table.get(name) else {
+        return Err((None, unknown_command(args)));
+    };
+    if !spec.subcommands.is_empty() {
+        if args.len() < 2 && spec.arity == -1 {
+            // `COMMAND` alone is a command of its own.
+            return Ok(spec);
+        }
+        if args.len() < 2 {
+            return Err((Some(spec), CommandError::WrongArity(spec.name.to_string())));
+        }
+        let Some(sub) = subcommand(spec, &args[1]) else {
+            return Err((
+                Some(spec),
+                CommandError::err(format!(
+                    "unknown subcommand '{}'. Try {} HELP.",
+                    truncate(&args[1], 128),
+                    spec.name.to_ascii_uppercase()
+                )),
+            ));
+        };
+        if !sub.arity_ok(args.len()) {
+            return Err((Some(sub), CommandError::WrongArity(sub.name.to_string())));
+        }
+        return Ok(sub);
+    }
+    if !spec.arity_ok(args.len()) {
+        return Err((Some(spec), CommandError::WrongArity(spec.name.to_string())));
+    }
+    Ok(spec)
+}
+
+fn truncate(b: &[u8], max: usize) -> String {
+    let s = String::from_utf8_lossy(&b[..b.len().min(max)]).into_owned();
+    s.replace(['\r', '\n'], " ")
+}
+
+/// Redis's reply to an unknown command: the name and the first arguments, 128 characters at most.
+fn unknown_command(args: &[Bytes]) -> CommandError {
+    let mut rest = String::new();
+    for a in &args[1..] {
+        if rest.len() >= 128 {
+            break;
+        }
+        let room = 128 - rest.len();
+        rest.push_str(&format!("'{}' ", truncate(a, room)));
+    }
+    CommandError::err(format!(
+        "unknown command '{}', with args beginning with: {}",
+        truncate(&args[0], 128),
+        rest
+    ))
+}
+
+/// Runs one command to completion.
+#[allow(clippy::too_many_arguments)]
+pub fn execute(
+    table: &CommandTable,
+    ks: &Keyspace,
+    server: &dyn ServerOps,
+    client: &mut ClientState,
+    args: &[Bytes],
+    now: u64,
+    now_us: u64,
+    collect_events: bool,
+) -> Executed {
+    let reject = |spec, err: CommandError| Executed {
+        reply: err.to_frame(),
+        spec,
+        error: Some(err),
+        rejected: true,
+        journal: Journal::default(),
+    };
+    let spec = match resolve(table, args) {
+        Ok(s) => s,
+        Err((spec, e)) => return reject(spec, e),
+    };
+    if !client.authenticated && !spec.flags.has(Flags::NO_AUTH) {
+        return reject(Some(spec), CommandError::NoAuth);
+    }
+    let mut journal = if collect_events {
+        Journal::with_events()
+    } else {
+        Journal::default()
+    };
+    if ks.eviction.snapshot().maxmemory > 0
+        && ks.evict_if_needed(now, &mut journal) == EvictOutcome::OverLimit
+        && spec.flags.has(Flags::DENYOOM)
+    {
+        let mut ex = reject(Some(spec), CommandError::Oom);
+        ex.journal = journal;
+        return ex;
+    }
+    let positions = spec.key_positions(args.len());
+    let locked = if positions.is_empty() {
+        None
+    } else {
+        let stripes = positions.iter().map(|&i| ks.stripe_of(&args[i])).collect();
+        let mut l = ks.lock(stripes, now);
+        if collect_events {
+            l.journal = Journal::with_events();
+        }
+        Some(l)
+    };
+    let mut cx = Cx {
+        ks,
+        server,
+        client,
+        table,
+        now,
+        now_us,
+        locked,
+        journal,
+    };
+    let result = (spec.handler)(&mut cx, args);
+    let mut journal = std::mem::take(&mut cx.journal);
+    if let Some(l) = cx.locked.take() {
+        journal.absorb(take_journal(l));
+    }
+    match result {
+        Ok(reply) => Executed {
+            reply,
+            spec: Some(spec),
+            error: None,
+            rejected: false,
+            journal,
+        },
+        Err(e) => Executed {
+            reply: e.to_frame(),
+            spec: Some(spec),
+            error: Some(e),
+            rejected: false,
+            journal,
+        },
+    }
+}

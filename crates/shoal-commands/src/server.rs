@@ -1,0 +1,818 @@
+//! Server commands (INFO, CONFIG, COMMAND, DBSIZE, FLUSHALL, SWAPDB, TIME, DEBUG, MEMORY,
+//! SHUTDOWN). Handlers parse and validate; anything that needs the running server goes through
+//! [`ServerOps`](crate::cx::ServerOps).
+
+use bytes::Bytes;
+use shoal_resp::Frame;
+
+use crate::args::{self, is};
+use crate::cx::{Action, Cx, ShutdownOptions};
+use crate::dispatch::resolve;
+use crate::error::{CmdResult, CommandError};
+use crate::help::help_reply;
+use crate::keys::int_arg;
+use crate::spec::{CommandSpec, Flags, Group, KeyAccess, Keys};
+use crate::table::subcommand;
+
+const ADMIN: Flags = Flags::ADMIN.with(Flags::NOSCRIPT);
+
+const fn spec(
+    name: &'static str,
+    arity: i32,
+    flags: Flags,
+    summary: &'static str,
+    since: &'static str,
+    handler: crate::spec::Handler,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        keys: Keys::None,
+        access: KeyAccess::Meta,
+        group: Group::Server,
+        acl: &[],
+        summary,
+        since,
+        complexity: "O(1)",
+        subcommands: &[],
+        handler,
+    }
+}
+
+const fn container(
+    name: &'static str,
+    summary: &'static str,
+    since: &'static str,
+    subcommands: &'static [CommandSpec],
+    handler: crate::spec::Handler,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity: -2,
+        flags: Flags(0),
+        keys: Keys::None,
+        access: KeyAccess::Meta,
+        group: Group::Server,
+        acl: &[],
+        summary,
+        since,
+        complexity: "Depends on subcommand.",
+        subcommands,
+        handler,
+    }
+}
+
+/// The server family.
+pub(crate) const COMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        arity: -1,
+        ..container(
+            "command",
+            "Returns detailed information about all commands.",
+            "2.8.13",
+            &[
+                spec(
+                    "command|count",
+                    2,
+                    Flags::LOADING.with(Flags::STALE),
+                    "Returns a count of commands.",
+                    "2.8.13",
+                    command_count,
+                ),
+                spec(
+                    "command|docs",
+                    -2,
+                    Flags::LOADING.with(Flags::STALE),
+                    "Returns documentary information about one, multiple or all commands.",
+                    "7.0.0",
+                    command_docs,
+                ),
+                spec(
+                    "command|getkeys",
+                    -3,
+                    Flags::LOADING.with(Flags::STALE),
+                    "Extracts the key names from an arbitrary command.",
+                    "2.8.13",
+                    command_getkeys,
+                ),
+                spec(
+                    "command|getkeysandflags",
+                    -3,
+                    Flags::LOADING.with(Flags::STALE),
+                    "Extracts the key names and access flags for an arbitrary command.",
+                    "7.0.0",
+                    command_getkeysandflags,
+                ),
+                spec(
+                    "command|help",
+                    2,
+                    Flags::LOADING.with(Flags::STALE),
+                    "Returns helpful text about the different subcommands.",
+                    "5.0.0",
+                    command_help,
+                ),
+                spec(
+                    "command|info",
+                    -2,
+                    Flags::LOADING.with(Flags::STALE),
+                    "Returns information about one, multiple or all commands.",
+                    "2.8.13",
+                    command_info,
+                ),
+                spec(
+                    "command|list",
+                    -2,
+                    Flags::LOADING.with(Flags::STALE),
+                    "Returns a list of command names.",
+                    "7.0.0",
+                    command_list,
+                ),
+            ],
+            command_all,
+        )
+    },
+    container(
+        "config",
+        "A container for server configuration commands.",
+        "2.0.0",
+        &[
+            spec(
+                "config|get",
+                -3,
+                ADMIN.with(Flags::LOADING).with(Flags::STALE),
+                "Returns the effective values of configuration parameters.",
+                "2.0.0",
+                config_get,
+            ),
+            spec(
+                "config|help",
+                2,
+                Flags::LOADING.with(Flags::STALE),
+                "Returns helpful text about the different subcommands.",
+                "5.0.0",
+                config_help,
+            ),
+            spec(
+                "config|resetstat",
+                2,
+                ADMIN.with(Flags::LOADING).with(Flags::STALE),
+                "Resets the server's statistics.",
+                "2.0.0",
+                config_resetstat,
+            ),
+            spec(
+                "config|rewrite",
+                2,
+                ADMIN.with(Flags::LOADING).with(Flags::STALE),
+                "Persists the effective configuration to file.",
+                "2.8.0",
+                config_rewrite,
+            ),
+            spec(
+                "config|set",
+                -4,
+                ADMIN.with(Flags::LOADING).with(Flags::STALE),
+                "Sets configuration parameters in-flight.",
+                "2.0.0",
+                config_set,
+            ),
+        ],
+        config_help,
+    ),
+    spec(
+        "dbsize",
+        1,
+        Flags::READONLY.with(Flags::FAST),
+        "Returns the number of keys in the database.",
+        "1.0.0",
+        dbsize,
+    ),
+    container(
+        "debug",
+        "A container for debugging commands.",
+        "1.0.0",
+        &[
+            spec(
+                "debug|help",
+                2,
+                ADMIN,
+                "Returns helpful text about the DEBUG subcommands.",
+                "1.0.0",
+                debug_help,
+            ),
+            spec(
+                "debug|sleep",
+                3,
+                ADMIN,
+                "Blocks the connection for a number of seconds.",
+                "1.0.0",
+                debug_sleep,
+            ),
+        ],
+        debug_help,
+    ),
+    spec(
+        "flushall",
+        -1,
+        Flags::WRITE,
+        "Removes all keys from all databases.",
+        "1.0.0",
+        flushall,
+    ),
+    spec(
+        "flushdb",
+        -1,
+        Flags::WRITE,
+        "Remove all keys from the current database.",
+        "1.0.0",
+        flushdb,
+    ),
+    spec(
+        "info",
+        -1,
+        Flags::LOADING.with(Flags::STALE),
+        "Returns information and statistics about the server.",
+        "1.0.0",
+        info,
+    ),
+    container(
+        "memory",
+        "A container for memory diagnostics commands.",
+        "4.0.0",
+        &[
+            spec(
+                "memory|doctor",
+                2,
+                Flags(0),
+                "Outputs a memory problems report.",
+                "4.0.0",
+                memory_doctor,
+            ),
+            spec(
+                "memory|help",
+                2,
+                Flags::LOADING.with(Flags::STALE),
+                "Returns helpful text about the different subcommands.",
+                "4.0.0",
+                memory_help,
+            ),
+            spec(
+                "memory|malloc-stats",
+                2,
+                Flags(0),
+                "Returns the allocator statistics.",
+                "4.0.0",
+                memory_malloc_stats,
+            ),
+            spec(
+                "memory|purge",
+                2,
+                Flags(0),
+                "Asks the allocator to release memory.",
+                "4.0.0",
+                memory_purge,
+            ),
+            spec(
+                "memory|stats",
+                2,
+                Flags(0),
+                "Returns details about memory usage.",
+                "4.0.0",
+                memory_stats,
+            ),
+            CommandSpec {
+                name: "memory|usage",
+                arity: -3,
+                flags: Flags::READONLY,
+                keys: Keys::Range {
+                    first: 2,
+                    last: 2,
+                    step: 1,
+                },
+                access: KeyAccess::Meta,
+                group: Group::Server,
+                acl: &[],
+                summary: "Estimates the memory usage of a key.",
+                since: "4.0.0",
+                complexity: "O(N) where N is the number of samples.",
+                subcommands: &[],
+                handler: memory_usage,
+            },
+        ],
+        memory_help,
+    ),
+    spec(
+        "shutdown",
+        -1,
+        ADMIN
+            .with(Flags::LOADING)
+            .with(Flags::STALE)
+            .with(Flags::NO_MANDATORY_KEYS)
+            .with(Flags::ALLOW_BUSY),
+        "Synchronously saves the database(s) to disk and shuts down the Redis server.",
+        "1.0.0",
+        shutdown,
+    ),
+    spec(
+        "swapdb",
+        3,
+        Flags::WRITE.with(Flags::FAST),
+        "Swaps two Redis databases.",
+        "4.0.0",
+        swapdb,
+    ),
+    spec(
+        "time",
+        1,
+        Flags::LOADING.with(Flags::STALE).with(Flags::FAST),
+        "Returns the server time.",
+        "2.6.0",
+        time,
+    ),
+];
+
+// Command: DBSIZE
+fn dbsize(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    Ok(Frame::Integer(cx.ks.db_info(cx.dbi()).keys as i64))
+}
+
+/// Parses the optional `ASYNC|SYNC` of the flush commands.
+fn flush_mode(cx: &Cx<'_>, a: &[Bytes]) -> Result<bool, CommandError> {
+    match a.len() {
+        1 => Ok(cx.server.lazy_user_flush()),
+        2 if is(&a[1], "ASYNC") => Ok(true),
+        2 if is(&a[1], "SYNC") => Ok(false),
+        _ => Err(CommandError::Syntax),
+    }
+}
+
+// Command: FLUSHALL [ASYNC|SYNC]
+fn flushall(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    let lazy = flush_mode(cx, a)?;
+    let garbage = cx.ks.flush(None, &mut cx.journal);
+    cx.server.free(garbage, lazy);
+    Ok(Frame::ok())
+}
+
+// Command: FLUSHDB [ASYNC|SYNC]
+fn flushdb(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    let lazy = flush_mode(cx, a)?;
+    let garbage = cx.ks.flush(Some(cx.dbi()), &mut cx.journal);
+    cx.server.free(garbage, lazy);
+    Ok(Frame::ok())
+}
+
+// Command: SWAPDB index1 index2
+fn swapdb(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    let a1 = int_arg(&a[1], Some("invalid first DB index"))?;
+    let a2 = int_arg(&a[2], Some("invalid second DB index"))?;
+    let n = cx.ks.databases() as i64;
+    if a1 < 0 || a1 >= n || a2 < 0 || a2 >= n {
+        return Err(CommandError::err("DB index is out of range"));
+    }
+    cx.ks.swap_dbs(a1 as usize, a2 as usize);
+    cx.journal.dirty += 1;
+    Ok(Frame::ok())
+}
+
+// Command: TIME
+fn time(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    Ok(Frame::Array(vec![
+        Frame::Bulk(Bytes::from((cx.now_us / 1_000_000).to_string())),
+        Frame::Bulk(Bytes::from((cx.now_us % 1_000_000).to_string())),
+    ]))
+}
+
+// Command: INFO [section [section ...]]
+fn info(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    let sections: Vec<String> = a[1..]
+        .iter()
+        .map(|s| args::text(s).to_ascii_lowercase())
+        .collect();
+    let text = cx.server.info(&sections);
+    Ok(Frame::Verbatim {
+        format: *b"txt",
+        text: Bytes::from(text),
+    })
+}
+
+// Command: SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]
+fn shutdown(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    let mut o = ShutdownOptions::default();
+    let mut abort = false;
+    for opt in &a[1..] {
+        if is(opt, "NOSAVE") {
+            if o.save == Some(true) {
+                return Err(CommandError::Syntax);
+            }
+            o.save = Some(false);
+        } else if is(opt, "SAVE") {
+            if o.save == Some(false) {
+                return Err(CommandError::Syntax);
+            }
+            o.save = Some(true);
+        } else if is(opt, "NOW") {
+            o.now = true;
+        } else if is(opt, "FORCE") {
+            o.force = true;
+        } else if is(opt, "ABORT") {
+            abort = true;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    if abort {
+        if o != ShutdownOptions::default() {
+            return Err(CommandError::Syntax);
+        }
+        // Shoal's shutdown does not wait for replicas, so there is never one in progress.
+        return Err(CommandError::err("No shutdown in progress."));
+    }
+    cx.client.action = Some(Action::Shutdown(o));
+    Ok(Frame::ok())
+}
+
+// Command: DEBUG SLEEP seconds
+fn debug_sleep(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    let secs = args::parse_f64(&a[2]).unwrap_or(0.0).max(0.0);
+    let dur = std::time::Duration::try_from_secs_f64(secs).unwrap_or(std::time::Duration::ZERO);
+    cx.client.action = Some(Action::Sleep(dur));
+    Ok(Frame::ok())
+}
+
+fn debug_help(_cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    Ok(help_reply(
+        "DEBUG",
+        &[
+            "SLEEP <seconds>",
+            "    Stop the server for <seconds>. Decimals allowed.",
+        ],
+    ))
+}
+
+// Command: CONFIG GET parameter [parameter ...]
+fn config_get(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    let pairs = cx.server.config_get(&a[2..]);
+    Ok(Frame::Map(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Frame::Bulk(k.into()), Frame::Bulk(v.into())))
+            .collect(),
+    ))
+}
+
+// Command: CONFIG SET parameter value [parameter value ...]
+fn config_set(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    if a.len() % 2 != 0 {
+        return Err(CommandError::WrongArity("config|set".into()));
+    }
+    let pairs: Vec<(Bytes, Bytes)> = a[2..]
+        .chunks_exact(2)
+        .map(|p| (p[0].clone(), p[1].clone()))
+        .collect();
+    cx.server.config_set(&pairs)?;
+    Ok(Frame::ok())
+}
+
+fn config_resetstat(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    cx.server.reset_stats();
+    Ok(Frame::ok())
+}
+
+fn config_rewrite(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    cx.server.config_rewrite()?;
+    Ok(Frame::ok())
+}
+
+fn config_help(_cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    Ok(help_reply(
+        "CONFIG",
+        &[
+            "GET <pattern>",
+            "    Return parameters matching the glob-like <pattern> and their values.",
+            "SET <directive> <value>",
+            "    Set the configuration <directive> to <value>.",
+            "RESETSTAT",
+            "    Reset statistics reported by the INFO command.",
+            "REWRITE",
+            "    Rewrite the configuration file.",
+        ],
+    ))
+}
+
+// Command: MEMORY USAGE key [SAMPLES count]
+fn memory_usage(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    let mut i = 3;
+    while i < a.len() {
+        if is(&a[i], "SAMPLES") && i + 1 < a.len() {
+            args::int(&a[i + 1])?;
+            i += 2;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    let db = cx.dbi();
+    Ok(match cx.db()?.lookup(db, &a[2], false, false)? {
+        Some(e) => Frame::Integer(e.mem_usage() as i64),
+        None => Frame::Null,
+    })
+}
+
+fn memory_stats(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    let fields = cx.server.memory_stats();
+    Ok(Frame::Map(
+        fields
+            .into_iter()
+            .map(|(k, v)| (Frame::Bulk(k.into()), v))
+            .collect(),
+    ))
+}
+
+fn memory_doctor(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    let used = cx.ks.used_memory();
+    let text = if used < 5 << 20 {
+        "Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.".to_string()
+    } else {
+        "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.".to_string()
+    };
+    Ok(Frame::Verbatim {
+        format: *b"txt",
+        text: Bytes::from(text),
+    })
+}
+
+fn memory_malloc_stats(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    Ok(Frame::Verbatim {
+        format: *b"txt",
+        text: Bytes::from(cx.server.malloc_stats()),
+    })
+}
+
+fn memory_purge(_cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    Ok(Frame::ok())
+}
+
+fn memory_help(_cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    Ok(help_reply(
+        "MEMORY",
+        &[
+            "DOCTOR",
+            "    Return memory problems reports.",
+            "MALLOC-STATS",
+            "    Return internal statistics report from the memory allocator.",
+            "PURGE",
+            "    Attempt to purge dirty pages for reclamation by the allocator.",
+            "STATS",
+            "    Return information about the memory usage of the server.",
+            "USAGE <key> [SAMPLES <count>]",
+            "    Return memory in bytes used by <key> and its value. Nested values are",
+            "    sampled up to <count> times (default: 5, 0 means sample all).",
+        ],
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// COMMAND: everything here is generated from the specs.
+
+fn status_set(items: impl IntoIterator<Item = String>) -> Frame {
+    Frame::Set(items.into_iter().map(|s| Frame::Simple(s.into())).collect())
+}
+
+fn command_info_frame(s: &'static CommandSpec) -> Frame {
+    let (first, last, step) = match s.keys {
+        Keys::None => (0, 0, 0),
+        Keys::Range { first, last, step } => (first as i64, last as i64, step as i64),
+    };
+    let key_specs = match s.keys {
+        Keys::None => Vec::new(),
+        Keys::Range { first, last, step } => {
+            let lastkey = if last < 0 { last } else { last - first };
+            vec![Frame::Map(vec![
+                (
+                    Frame::bulk("flags"),
+                    status_set(s.access.flags().iter().map(|f| f.to_string())),
+                ),
+                (
+                    Frame::bulk("begin_search"),
+                    Frame::Map(vec![
+                        (Frame::bulk("type"), Frame::bulk("index")),
+                        (
+                            Frame::bulk("spec"),
+                            Frame::Map(vec![(Frame::bulk("index"), Frame::Integer(first as i64))]),
+                        ),
+                    ]),
+                ),
+                (
+                    Frame::bulk("find_keys"),
+                    Frame::Map(vec![
+                        (Frame::bulk("type"), Frame::bulk("range")),
+                        (
+                            Frame::bulk("spec"),
+                            Frame::Map(vec![
+                                (Frame::bulk("lastkey"), Frame::Integer(lastkey as i64)),
+                                (Frame::bulk("keystep"), Frame::Integer(step as i64)),
+                                (Frame::bulk("limit"), Frame::Integer(0)),
+                            ]),
+                        ),
+                    ]),
+                ),
+            ])]
+        }
+    };
+    Frame::Array(vec![
+        Frame::bulk(s.name),
+        Frame::Integer(s.arity as i64),
+        status_set(s.flags.names().map(str::to_string)),
+        Frame::Integer(first),
+        Frame::Integer(last),
+        Frame::Integer(step),
+        status_set(s.acl_categories()),
+        Frame::Set(Vec::new()),
+        Frame::Set(key_specs),
+        Frame::Array(s.subcommands.iter().map(command_info_frame).collect()),
+    ])
+}
+
+fn command_docs_frame(s: &'static CommandSpec) -> Frame {
+    let mut m = vec![
+        (Frame::bulk("summary"), Frame::bulk(s.summary)),
+        (Frame::bulk("since"), Frame::bulk(s.since)),
+        (Frame::bulk("group"), Frame::bulk(s.group.name())),
+        (Frame::bulk("complexity"), Frame::bulk(s.complexity)),
+    ];
+    if !s.subcommands.is_empty() {
+        m.push((
+            Frame::bulk("subcommands"),
+            Frame::Map(
+                s.subcommands
+                    .iter()
+                    .map(|sub| (Frame::bulk(sub.name), command_docs_frame(sub)))
+                    .collect(),
+            ),
+        ));
+    }
+    Frame::Map(m)
+}
+
+/// Finds a command or `container|sub` by name, for `COMMAND INFO` and `COMMAND DOCS`.
+fn find(cx: &Cx<'_>, name: &[u8]) -> Option<&'static CommandSpec> {
+    let mut parts = name.splitn(2, |&b| b == b'|');
+    let top = cx.table.get(parts.next()?)?;
+    match parts.next() {
+        Some(sub) => subcommand(top, sub),
+        None => Some(top),
+    }
+}
+
+fn sorted(cx: &Cx<'_>) -> Vec<&'static CommandSpec> {
+    let mut all: Vec<_> = cx.table.all().collect();
+    all.sort_by_key(|s| s.name);
+    all
+}
+
+// Command: COMMAND
+fn command_all(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    if a.len() > 1 {
+        return Err(CommandError::err(format!(
+            "unknown subcommand '{}'. Try COMMAND HELP.",
+            args::text(&a[1])
+        )));
+    }
+    Ok(Frame::Array(
+        sorted(cx).into_iter().map(command_info_frame).collect(),
+    ))
+}
+
+fn command_count(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    Ok(Frame::Integer(cx.table.len() as i64))
+}
+
+// Command: COMMAND INFO [command-name ...]
+fn command_info(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    if a.len() == 2 {
+        return Ok(Frame::Array(
+            sorted(cx).into_iter().map(command_info_frame).collect(),
+        ));
+    }
+    Ok(Frame::Array(
+        a[2..]
+            .iter()
+            .map(|n| find(cx, n).map_or(Frame::NullArray, command_info_frame))
+            .collect(),
+    ))
+}
+
+// Command: COMMAND DOCS [command-name ...]
+fn command_docs(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    let specs: Vec<&'static CommandSpec> = if a.len() == 2 {
+        sorted(cx)
+    } else {
+        a[2..].iter().filter_map(|n| find(cx, n)).collect()
+    };
+    Ok(Frame::Map(
+        specs
+            .into_iter()
+            .map(|s| (Frame::bulk(s.name), command_docs_frame(s)))
+            .collect(),
+    ))
+}
+
+// Command: COMMAND LIST [FILTERBY MODULE name|ACLCAT category|PATTERN pattern]
+fn command_list(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    let all = sorted(cx);
+    let names: Vec<&'static str> = match a.len() {
+        2 => all.iter().map(|s| s.name).collect(),
+        5 if is(&a[2], "FILTERBY") => {
+            if is(&a[3], "MODULE") {
+                Vec::new()
+            } else if is(&a[3], "ACLCAT") {
+                let cat = format!("@{}", args::text(&a[4]).to_ascii_lowercase());
+                all.iter()
+                    .filter(|s| s.acl_categories().contains(&cat))
+                    .map(|s| s.name)
+                    .collect()
+            } else if is(&a[3], "PATTERN") {
+                all.iter()
+                    .flat_map(|s| std::iter::once(*s).chain(s.subcommands.iter()))
+                    .filter(|s| shoal_storage::glob_match(&a[4], s.name.as_bytes(), true))
+                    .map(|s| s.name)
+                    .collect()
+            } else {
+                return Err(CommandError::Syntax);
+            }
+        }
+        _ => return Err(CommandError::Syntax),
+    };
+    Ok(Frame::Array(names.into_iter().map(Frame::bulk).collect()))
+}
+
+/// The keys of the command in `a[2..]`, with their spec, or Redis's error.
+fn getkeys(cx: &Cx<'_>, a: &[Bytes]) -> Result<(Vec<Bytes>, &'static CommandSpec), CommandError> {
+    let target = &a[2..];
+    let spec = match resolve(cx.table, target) {
+        Ok(s) => s,
+        Err((None, _)) => return Err(CommandError::err("Invalid command specified")),
+        Err((Some(_), _)) => {
+            return Err(CommandError::err(
+                "Invalid number of arguments specified for command",
+            ))
+        }
+    };
+    let keys: Vec<Bytes> = spec
+        .key_positions(target.len())
+        .into_iter()
+        .map(|i| target[i].clone())
+        .collect();
+    if keys.is_empty() {
+        return Err(CommandError::err("The command has no key arguments"));
+    }
+    Ok((keys, spec))
+}
+
+// Command: COMMAND GETKEYS command [arg ...]
+fn command_getkeys(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    let (keys, _) = getkeys(cx, a)?;
+    Ok(Frame::Array(keys.into_iter().map(Frame::Bulk).collect()))
+}
+
+// Command: COMMAND GETKEYSANDFLAGS command [arg ...]
+fn command_getkeysandflags(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    let (keys, spec) = getkeys(cx, a)?;
+    Ok(Frame::Array(
+        keys.into_iter()
+            .map(|k| {
+                Frame::Array(vec![
+                    Frame::Bulk(k),
+                    status_set(spec.access.flags().iter().map(|f| f.to_string())),
+                ])
+            })
+            .collect(),
+    ))
+}
+
+fn command_help(_cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    Ok(help_reply(
+        "COMMAND",
+        &[
+            "(no subcommand)",
+            "    Return details about all Redis commands.",
+            "COUNT",
+            "    Return the total number of commands in this Redis server.",
+            "LIST",
+            "    Return a list of all commands in this Redis server.",
+            "INFO [<command-name> ...]",
+            "    Return details about multiple Redis commands.",
+            "    If no command names are given, documentation details for all",
+            "    commands are returned.",
+            "DOCS [<command-name> ...]",
+            "    Return documentation details about multiple Redis commands.",
+            "    If no command names are given, documentation details for all",
+            "    commands are returned.",
+            "GETKEYS <full-command>",
+            "    Return the keys from a full Redis command.",
+            "GETKEYSANDFLAGS <full-command>",
+            "    Return the keys and the access flags from a full Redis command.",
+        ],
+    ))
+}

@@ -1,0 +1,233 @@
+//! Command specs: everything the server knows about a command, declared once in its family's file.
+//!
+//! The same spec answers `COMMAND`, `COMMAND INFO|DOCS|LIST|GETKEYS`, checks arity, finds the keys
+//! to lock (and, later, to route to slots and to check ACLs), and names the handler.
+
+use bytes::Bytes;
+
+use crate::cx::Cx;
+use crate::error::CmdResult;
+
+/// Command flags, with the names `COMMAND INFO` reports. Each flag has one meaning, read by the
+/// dispatcher or by `COMMAND`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flags(pub u32);
+
+impl Flags {
+    /// May modify the keyspace.
+    pub const WRITE: Flags = Flags(1 << 0);
+    /// Never modifies the keyspace.
+    pub const READONLY: Flags = Flags(1 << 1);
+    /// May grow memory: refused with `-OOM` when over `maxmemory` and nothing can be evicted.
+    pub const DENYOOM: Flags = Flags(1 << 2);
+    /// Administrative command.
+    pub const ADMIN: Flags = Flags(1 << 3);
+    /// Not allowed from scripts.
+    pub const NOSCRIPT: Flags = Flags(1 << 4);
+    /// Allowed while the dataset is loading.
+    pub const LOADING: Flags = Flags(1 << 5);
+    /// Allowed on a replica with stale data.
+    pub const STALE: Flags = Flags(1 << 6);
+    /// Runs in O(1) or O(log N).
+    pub const FAST: Flags = Flags(1 << 7);
+    /// Allowed before authentication.
+    pub const NO_AUTH: Flags = Flags(1 << 8);
+    /// Not shown by `MONITOR`.
+    pub const SKIP_MONITOR: Flags = Flags(1 << 9);
+    /// Not recorded in the slow log.
+    pub const SKIP_SLOWLOG: Flags = Flags(1 << 10);
+    /// Allowed while a script is busy.
+    pub const ALLOW_BUSY: Flags = Flags(1 << 11);
+    /// May be replicated even though it is not a write (e.g. `PING` on a primary).
+    pub const MAY_REPLICATE: Flags = Flags(1 << 12);
+    /// May block the client.
+    pub const BLOCKING: Flags = Flags(1 << 13);
+    /// Key arguments are optional.
+    pub const NO_MANDATORY_KEYS: Flags = Flags(1 << 14);
+
+    const NAMES: [(Flags, &'static str); 15] = [
+        (Flags::WRITE, "write"),
+        (Flags::READONLY, "readonly"),
+        (Flags::DENYOOM, "denyoom"),
+        (Flags::ADMIN, "admin"),
+        (Flags::NOSCRIPT, "noscript"),
+        (Flags::BLOCKING, "blocking"),
+        (Flags::LOADING, "loading"),
+        (Flags::STALE, "stale"),
+        (Flags::SKIP_MONITOR, "skip_monitor"),
+        (Flags::SKIP_SLOWLOG, "skip_slowlog"),
+        (Flags::FAST, "fast"),
+        (Flags::NO_AUTH, "no_auth"),
+        (Flags::MAY_REPLICATE, "may_replicate"),
+        (Flags::NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (Flags::ALLOW_BUSY, "allow_busy"),
+    ];
+
+    /// The union of two flag sets, usable in `const` tables.
+    pub const fn with(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
+    }
+
+    /// True when every flag of `other` is set.
+    pub const fn has(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The flag names, in Redis's order.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Self::NAMES
+            .iter()
+            .filter(move |(f, _)| self.has(*f))
+            .map(|(_, n)| *n)
+    }
+}
+
+/// Where a command's keys are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keys {
+    /// No key arguments.
+    None,
+    /// Keys at `first`, `first + step`, ... up to `last` (negative counts from the end, -1 = last
+    /// argument), as in Redis's legacy (first, last, step) triple.
+    Range { first: i32, last: i32, step: i32 },
+}
+
+/// How a key is used, for `COMMAND INFO` key specs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyAccess {
+    /// Read-only access (`RO ACCESS`).
+    Read,
+    /// Overwrites or creates (`OW UPDATE`).
+    Overwrite,
+    /// Reads and modifies (`RW ACCESS UPDATE`).
+    ReadWrite,
+    /// Deletes (`RM DELETE`).
+    Remove,
+    /// Inspects metadata only (`RO`).
+    Meta,
+}
+
+impl KeyAccess {
+    /// The key-spec flags `COMMAND INFO` lists.
+    pub fn flags(self) -> &'static [&'static str] {
+        match self {
+            KeyAccess::Read => &["RO", "ACCESS"],
+            KeyAccess::Overwrite => &["OW", "UPDATE"],
+            KeyAccess::ReadWrite => &["RW", "ACCESS", "UPDATE"],
+            KeyAccess::Remove => &["RM", "DELETE"],
+            KeyAccess::Meta => &["RO"],
+        }
+    }
+}
+
+/// The command group, as `COMMAND DOCS` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Group {
+    String,
+    Generic,
+    Connection,
+    Server,
+}
+
+impl Group {
+    /// The group name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Group::String => "string",
+            Group::Generic => "generic",
+            Group::Connection => "connection",
+            Group::Server => "server",
+        }
+    }
+}
+
+/// A handler: parses its arguments, runs on the command's view of the keyspace, returns a reply.
+pub type Handler = fn(&mut Cx<'_>, &[Bytes]) -> CmdResult;
+
+/// Everything about one command.
+#[derive(Debug)]
+pub struct CommandSpec {
+    /// Lower-case name (`get`), or `container|sub` for subcommands.
+    pub name: &'static str,
+    /// Redis arity: exact argument count including the name when positive, minimum when negative.
+    pub arity: i32,
+    pub flags: Flags,
+    pub keys: Keys,
+    /// How the keys are used (for key specs).
+    pub access: KeyAccess,
+    pub group: Group,
+    /// ACL categories beyond those implied by the flags, without the `@`.
+    pub acl: &'static [&'static str],
+    pub summary: &'static str,
+    pub since: &'static str,
+    pub complexity: &'static str,
+    pub subcommands: &'static [CommandSpec],
+    pub handler: Handler,
+}
+
+impl CommandSpec {
+    /// True when `argc` (name included) satisfies the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i64;
+        let a = self.arity as i64;
+        if a >= 0 {
+            argc == a
+        } else {
+            argc >= -a
+        }
+    }
+
+    /// The ACL categories, implied ones included, as `COMMAND INFO` lists them.
+    pub fn acl_categories(&self) -> Vec<String> {
+        let mut cats: Vec<String> = Vec::new();
+        let mut push = |c: &str| {
+            let c = format!("@{c}");
+            if !cats.contains(&c) {
+                cats.push(c);
+            }
+        };
+        if self.flags.has(Flags::WRITE) {
+            push("write");
+        }
+        if self.flags.has(Flags::READONLY) {
+            push("read");
+        }
+        if self.flags.has(Flags::ADMIN) {
+            push("admin");
+            push("dangerous");
+        }
+        for c in self.acl {
+            push(c);
+        }
+        if self.flags.has(Flags::FAST) {
+            push("fast");
+        } else {
+            push("slow");
+        }
+        match self.group {
+            Group::String => push("string"),
+            Group::Generic => push("keyspace"),
+            Group::Connection => push("connection"),
+            Group::Server => {}
+        }
+        cats
+    }
+
+    /// The positions of the key arguments in `args` (name at 0).
+    pub fn key_positions(&self, argc: usize) -> Vec<usize> {
+        match self.keys {
+            Keys::None => Vec::new(),
+            Keys::Range { first, last, step } => {
+                let argc = argc as i32;
+                let last = if last < 0 { argc + last } else { last };
+                let mut out = Vec::new();
+                let mut i = first;
+                while i <= last && i < argc && step > 0 && i > 0 {
+                    out.push(i as usize);
+                    i += step;
+                }
+                out
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The background cycle: active expiry, memory calibration and eviction when idle, `hz` times a
+//! second on a thread of its own, so its work never delays a connection's task.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shoal_storage::{ExpireEffort, Journal};
+
+use crate::shared::Shared;
+
+/// Redis's `ACTIVE_EXPIRE_CYCLE_SLOW_TIME_PERC`: the share of each cycle the expiry may use.
+const SLOW_TIME_PERC: u64 = 25;
+
+/// Runs the cycle until shutdown.
+pub fn spawn(shared: Arc<Shared>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("shoal-cron".into())
+        .spawn(move || {
+            let shutdown = shared.shutdown.subscribe();
+            while !*shutdown.borrow() {
+                let hz = shared.live.hz.load(Ordering::Relaxed).clamp(1, 500);
+                let period = Duration::from_micros(1_000_000 / hz);
+                let started = Instant::now();
+                tick(&shared, period);
+                if let Some(rest) = period.checked_sub(started.elapsed()) {
+                    std::thread::sleep(rest);
+                }
+            }
+        })
+}
+
+/// One cycle.
+pub fn tick(shared: &Shared, period: Duration) {
+    let m = crate::info::memory(shared);
+    shared.ks.calibrate_memory(m.allocated);
+
+    let effort = shared.live.expire_effort.load(Ordering::Relaxed) as u32;
+    let perc = SLOW_TIME_PERC + 2 * (effort.saturating_sub(1)) as u64;
+    let budget = period * perc as u32 / 100;
+    let started = Instant::now();
+    let mut journal = Journal::default();
+    let now = shared.now_ms();
+    let stats = shared.ks.active_expire_cycle(
+        now,
+        ExpireEffort::from_effort(effort),
+        || started.elapsed() >= budget,
+        &mut journal,
+    );
+    if stats.sampled > 0 {
+        let perc = stats.expired as u64 * 10_000 / stats.sampled as u64;
+        shared.expired_stale_perc.store(perc, Ordering::Relaxed);
+    }
+    // Memory may be over the limit without any write arriving (CONFIG SET maxmemory lower).
+    shared.ks.evict_if_needed(now, &mut journal);
+    shared.stats.dirty(journal.dirty);
+}

@@ -1,0 +1,385 @@
+//! The state every connection shares: keyspace, command table, configuration, clients and
+//! statistics, and the [`ServerOps`] the command families call into.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use shoal_commands::{ClientFilter, ClientState, CommandError, CommandTable, ServerOps};
+use shoal_resp::{Frame, Limits};
+use shoal_storage::{Garbage, Keyspace, Policy};
+use tokio::sync::{watch, Notify};
+
+use crate::clients::Clients;
+use crate::config::{self, Config};
+use crate::stats::Stats;
+
+/// A source of wall-clock time. Injected so tests (and, later, replicas replaying a stream) can
+/// run commands at a chosen instant.
+pub trait Clock: Send + Sync {
+    /// Unix time in microseconds.
+    fn now_us(&self) -> u64;
+}
+
+/// The system clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_us(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0)
+    }
+}
+
+/// Values read on hot paths, mirrored from the configuration so no lock is taken per command.
+pub struct Live {
+    pub proto_max_bulk_len: AtomicU64,
+    pub query_buffer_limit: AtomicU64,
+    pub timeout_secs: AtomicU64,
+    pub maxclients: AtomicU64,
+    pub protected_mode: AtomicBool,
+    pub has_password: AtomicBool,
+    pub hz: AtomicU64,
+    pub expire_effort: AtomicU64,
+    pub lazy_user_flush: AtomicBool,
+    pub tcp_keepalive: AtomicU64,
+}
+
+/// Everything shared by the server's tasks.
+pub struct Shared {
+    pub ks: Keyspace,
+    pub table: CommandTable,
+    pub config: RwLock<Config>,
+    pub live: Live,
+    pub clients: Clients,
+    pub stats: Stats,
+    pub clock: Box<dyn Clock>,
+    pub started: Instant,
+    /// `CLIENT PAUSE`: Unix ms until which clients wait (0 = not paused), and whether every
+    /// command waits or only writes. Atomics, because every command checks them.
+    pub pause_until: AtomicU64,
+    pub pause_all: AtomicBool,
+    pub unpaused: Notify,
+    /// Set to true to stop the server; every listener and connection watches it.
+    pub shutdown: watch::Sender<bool>,
+    pub expired_stale_perc: AtomicU64,
+    lazy_free: Mutex<mpsc::Sender<Garbage>>,
+    pub run_id: String,
+    pub tcp_port: AtomicU64,
+}
+
+impl Shared {
+    /// Builds the shared state from a validated configuration.
+    pub fn new(cfg: Config, clock: Box<dyn Clock>) -> Arc<Shared> {
+        let seed = clock.now_us() ^ (std::process::id() as u64).rotate_left(32);
+        let ks = Keyspace::new(
+            cfg.int("databases") as usize,
+            cfg.int("lock-stripes") as usize,
+            seed,
+        );
+        let table = CommandTable::new();
+        let stats = Stats::new(&table);
+        let (tx, rx) = mpsc::channel::<Garbage>();
+        // Freed tables are dropped here so FLUSHALL ASYNC answers at once.
+        let _ = std::thread::Builder::new()
+            .name("shoal-lazyfree".into())
+            .spawn(move || {
+                while let Ok(g) = rx.recv() {
+                    drop(g);
+                }
+            });
+        let (shutdown, _) = watch::channel(false);
+        let run_id = format!("{:040x}", seed as u128 * 0x9E37_79B9_7F4A_7C15_u128);
+        let shared = Arc::new(Shared {
+            ks,
+            table,
+            live: Live {
+                proto_max_bulk_len: AtomicU64::new(0),
+                query_buffer_limit: AtomicU64::new(0),
+                timeout_secs: AtomicU64::new(0),
+                maxclients: AtomicU64::new(0),
+                protected_mode: AtomicBool::new(true),
+                has_password: AtomicBool::new(false),
+                hz: AtomicU64::new(10),
+                expire_effort: AtomicU64::new(1),
+                lazy_user_flush: AtomicBool::new(false),
+                tcp_keepalive: AtomicU64::new(300),
+            },
+            config: RwLock::new(cfg),
+            clients: Clients::default(),
+            stats,
+            clock,
+            started: Instant::now(),
+            pause_until: AtomicU64::new(0),
+            pause_all: AtomicBool::new(false),
+            unpaused: Notify::new(),
+            shutdown,
+            expired_stale_perc: AtomicU64::new(0),
+            lazy_free: Mutex::new(tx),
+            run_id: run_id.chars().take(40).collect(),
+            tcp_port: AtomicU64::new(0),
+        });
+        let cfg = shared.config.read().clone();
+        shared.apply_all(&cfg);
+        shared
+    }
+
+    /// Pushes every hot-path value of `cfg` into the live mirrors and the keyspace.
+    fn apply_all(&self, cfg: &Config) {
+        let l = &self.live;
+        l.proto_max_bulk_len
+            .store(cfg.bytes("proto-max-bulk-len"), Ordering::Relaxed);
+        l.query_buffer_limit
+            .store(cfg.bytes("client-query-buffer-limit"), Ordering::Relaxed);
+        l.timeout_secs
+            .store(cfg.int("timeout") as u64, Ordering::Relaxed);
+        l.maxclients
+            .store(cfg.int("maxclients") as u64, Ordering::Relaxed);
+        l.protected_mode
+            .store(cfg.flag("protected-mode"), Ordering::Relaxed);
+        l.has_password
+            .store(!cfg.get("requirepass").is_empty(), Ordering::Relaxed);
+        l.hz.store(cfg.int("hz") as u64, Ordering::Relaxed);
+        l.expire_effort
+            .store(cfg.int("active-expire-effort") as u64, Ordering::Relaxed);
+        l.lazy_user_flush
+            .store(cfg.flag("lazyfree-lazy-user-flush"), Ordering::Relaxed);
+        l.tcp_keepalive
+            .store(cfg.int("tcp-keepalive") as u64, Ordering::Relaxed);
+        let ev = &self.ks.eviction;
+        ev.set_maxmemory(cfg.bytes("maxmemory"));
+        if let Some(p) = Policy::parse(cfg.get("maxmemory-policy")) {
+            ev.set_policy(p);
+        }
+        ev.set_samples(cfg.int("maxmemory-samples") as u32);
+        ev.set_lfu_log_factor(cfg.int("lfu-log-factor") as u32);
+        ev.set_lfu_decay_time(cfg.int("lfu-decay-time") as u32);
+    }
+
+    /// Protocol limits for the request parser.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_bulk_len: self.live.proto_max_bulk_len.load(Ordering::Relaxed) as usize,
+            ..Limits::default()
+        }
+    }
+
+    /// Unix time in milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_us() / 1000
+    }
+
+    /// Starts a shutdown.
+    pub fn request_shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+fn config_error(name: &str, msg: &str) -> CommandError {
+    CommandError::err(format!(
+        "CONFIG SET failed (possibly related to argument '{name}') - {msg}"
+    ))
+}
+
+impl ServerOps for Shared {
+    fn requirepass(&self) -> Option<String> {
+        let c = self.config.read();
+        let p = c.get("requirepass");
+        (!p.is_empty()).then(|| p.to_string())
+    }
+
+    fn config_get(&self, patterns: &[Bytes]) -> Vec<(String, String)> {
+        let c = self.config.read();
+        c.iter()
+            .filter(|(name, _)| {
+                patterns.iter().any(|p| {
+                    p.as_ref() == b"*" || shoal_storage::glob_match(p, name.as_bytes(), true)
+                })
+            })
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn config_set(&self, pairs: &[(Bytes, Bytes)]) -> Result<(), CommandError> {
+        let mut next = self.config.read().clone();
+        let mut seen = std::collections::HashSet::new();
+        for (k, v) in pairs {
+            let name = String::from_utf8_lossy(k).to_ascii_lowercase();
+            let Some(p) = config::param(&name) else {
+                return Err(CommandError::err(format!(
+                    "Unknown option or number of arguments for CONFIG SET - '{name}'"
+                )));
+            };
+            if !seen.insert(p.name) {
+                return Err(config_error(p.name, "duplicate parameter"));
+            }
+            if !p.mutable {
+                return Err(config_error(p.name, "can't set immutable config"));
+            }
+            let value = String::from_utf8_lossy(v).into_owned();
+            let words = match p.kind {
+                config::Kind::SavePairs | config::Kind::AddrList => {
+                    value.split_whitespace().map(str::to_string).collect()
+                }
+                _ => vec![value],
+            };
+            next.set(p.name, &words)
+                .map_err(|e| config_error(p.name, &e))?;
+        }
+        self.apply_all(&next);
+        tracing::info!(changes = pairs.len(), "configuration changed by CONFIG SET");
+        *self.config.write() = next;
+        Ok(())
+    }
+
+    fn config_rewrite(&self) -> Result<(), CommandError> {
+        self.config.read().rewrite().map_err(CommandError::err)
+    }
+
+    fn reset_stats(&self) {
+        self.stats.reset();
+        self.ks.reset_stats();
+    }
+
+    fn info(&self, sections: &[String]) -> String {
+        crate::info::render(self, sections)
+    }
+
+    fn update_client(&self, client: &ClientState) {
+        self.clients.update(client);
+    }
+
+    fn client_list(&self, filter: &ClientFilter, me: u64) -> String {
+        let mut out = String::new();
+        for c in self.clients.select(filter, me) {
+            out.push_str(&Clients::line(&c));
+        }
+        out
+    }
+
+    fn client_kill(&self, filter: &ClientFilter, me: u64) -> usize {
+        let victims = self.clients.select(filter, me);
+        for c in &victims {
+            c.killed.store(true, Ordering::Relaxed);
+            c.kill_notify.notify_one();
+        }
+        victims.len()
+    }
+
+    fn client_pause(&self, until_ms: u64, all: bool) {
+        // A new pause never shortens or weakens one in force, as in Redis.
+        let now = self.now_ms();
+        let current = self.pause_until.load(Ordering::Relaxed);
+        if current > now {
+            self.pause_until
+                .store(current.max(until_ms), Ordering::Relaxed);
+            self.pause_all.fetch_or(all, Ordering::Relaxed);
+        } else {
+            self.pause_all.store(all, Ordering::Relaxed);
+            self.pause_until.store(until_ms, Ordering::Relaxed);
+        }
+    }
+
+    fn client_unpause(&self) {
+        self.pause_until.store(0, Ordering::Relaxed);
+        self.unpaused.notify_waiters();
+    }
+
+    fn memory_stats(&self) -> Vec<(String, Frame)> {
+        let m = crate::info::memory(self);
+        let keys: usize = (0..self.ks.databases())
+            .map(|d| self.ks.db_info(d).keys)
+            .sum();
+        let dataset = self.ks.dataset_estimate();
+        vec![
+            ("peak.allocated".into(), Frame::Integer(m.peak as i64)),
+            ("total.allocated".into(), Frame::Integer(m.allocated as i64)),
+            ("startup.allocated".into(), Frame::Integer(0)),
+            ("replication.backlog".into(), Frame::Integer(0)),
+            ("clients.slaves".into(), Frame::Integer(0)),
+            ("clients.normal".into(), Frame::Integer(0)),
+            ("aof.buffer".into(), Frame::Integer(0)),
+            ("lua.caches".into(), Frame::Integer(0)),
+            (
+                "overhead.total".into(),
+                Frame::Integer(m.allocated.saturating_sub(dataset) as i64),
+            ),
+            ("keys.count".into(), Frame::Integer(keys as i64)),
+            (
+                "keys.bytes-per-key".into(),
+                Frame::Integer(if keys == 0 {
+                    0
+                } else {
+                    (m.allocated / keys) as i64
+                }),
+            ),
+            ("dataset.bytes".into(), Frame::Integer(dataset as i64)),
+            (
+                "dataset.percentage".into(),
+                Frame::Double(if m.allocated == 0 {
+                    0.0
+                } else {
+                    dataset as f64 * 100.0 / m.allocated as f64
+                }),
+            ),
+            (
+                "peak.percentage".into(),
+                Frame::Double(if m.peak == 0 {
+                    0.0
+                } else {
+                    m.allocated as f64 * 100.0 / m.peak as f64
+                }),
+            ),
+            (
+                "allocator.allocated".into(),
+                Frame::Integer(m.allocated as i64),
+            ),
+            ("allocator.active".into(), Frame::Integer(m.active as i64)),
+            (
+                "allocator.resident".into(),
+                Frame::Integer(m.resident as i64),
+            ),
+            (
+                "allocator-fragmentation.ratio".into(),
+                Frame::Double(m.frag_ratio()),
+            ),
+            ("rss-overhead.ratio".into(), Frame::Double(m.rss_ratio())),
+            ("fragmentation".into(), Frame::Double(m.rss_ratio())),
+            (
+                "fragmentation.bytes".into(),
+                Frame::Integer(m.rss as i64 - m.allocated as i64),
+            ),
+        ]
+    }
+
+    fn malloc_stats(&self) -> String {
+        let m = crate::info::memory(self);
+        format!(
+            "___ Begin jemalloc statistics ___\nAllocated: {}, active: {}, metadata: {}, resident: {}, mapped: {}, retained: {}\n--- End jemalloc statistics ---\n",
+            m.allocated, m.active, m.metadata, m.resident, m.mapped, m.retained
+        )
+    }
+
+    fn free(&self, garbage: Garbage, lazy: bool) {
+        if lazy {
+            if let Err(e) = self.lazy_free.lock().send(garbage) {
+                drop(e.0);
+            }
+        } else {
+            drop(garbage);
+        }
+    }
+
+    fn lazy_user_flush(&self) -> bool {
+        self.live.lazy_user_flush.load(Ordering::Relaxed)
+    }
+
+    fn proto_max_bulk_len(&self) -> u64 {
+        self.live.proto_max_bulk_len.load(Ordering::Relaxed)
+    }
+}

@@ -65,8 +65,11 @@ pub fn resolve(
     Ok(spec)
 }
 
+/// Formats an argument the way Redis's `%.*s` does: at most `max` bytes, stopping at a NUL.
 fn truncate(b: &[u8], max: usize) -> String {
-    let s = String::from_utf8_lossy(&b[..b.len().min(max)]).into_owned();
+    let b = &b[..b.len().min(max)];
+    let b = &b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())];
+    let s = String::from_utf8_lossy(b).into_owned();
     s.replace(['\r', '\n'], " ")
 }
 

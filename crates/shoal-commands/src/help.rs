@@ -14,6 +14,6 @@ pub(crate) fn help_reply(cmd: &str, lines: &[&str]) -> Frame {
         out.push(Frame::Simple(Bytes::copy_from_slice(l.as_bytes())));
     }
     out.push(Frame::Simple(Bytes::from_static(b"HELP")));
-    out.push(Frame::Simple(Bytes::from_static(b"    Print this help.")));
+    out.push(Frame::Simple(Bytes::from_static(b"    Prints this help.")));
     Frame::Array(out)
 }

@@ -503,11 +503,7 @@ fn keys(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
 
 // Command: SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
 fn scan(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
-    let cursor = std::str::from_utf8(&a[1])
-        .ok()
-        .filter(|s| !s.starts_with(|c: char| c.is_whitespace() || c == '+'))
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| CommandError::err("invalid cursor"))?;
+    let cursor = parse_cursor(&a[1]).ok_or_else(|| CommandError::err("invalid cursor"))?;
     let mut count = 10usize;
     let mut pattern: Option<Bytes> = None;
     let mut type_name: Option<Bytes> = None;
@@ -638,6 +634,27 @@ fn object_help(_cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.
+
+/// Parses a cursor as C's `strtoul` does for Redis: an optional sign then digits; an empty string
+/// is 0 and a negative number wraps around; leading spaces, trailing bytes and overflow fail.
+fn parse_cursor(arg: &[u8]) -> Option<u64> {
+    let (neg, digits) = match arg.first() {
+        Some(b'-') => (true, &arg[1..]),
+        Some(b'+') => (false, &arg[1..]),
+        _ => (false, arg),
+    };
+    if digits.is_empty() && !arg.is_empty() {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((d - b'0') as u64)?;
+    }
+    Some(if neg { v.wrapping_neg() } else { v })
+}
 
 /// Parses a C `int` as Redis's `getIntFromObjectOrReply`: not an integer →
 /// `value is not an integer or out of range` (or `msg`), outside the `int` range →

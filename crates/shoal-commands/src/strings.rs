@@ -352,13 +352,13 @@ fn incrbyfloat(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     if let Some(mut e) = l.write(db, &a[1])? {
         let deadline = e.get().deadline();
         e.get_mut()
-            .set_string(NewString::Auto(text.as_bytes()), deadline);
+            .set_string(NewString::Text(text.as_bytes()), deadline);
         return Ok(Frame::Bulk(Bytes::from(text)));
     }
     let clock = l.access_clock();
     l.insert(
         db,
-        Entry::new_string(&a[1], NewString::Auto(text.as_bytes()), None, clock),
+        Entry::new_string(&a[1], NewString::Text(text.as_bytes()), None, clock),
     )?;
     Ok(Frame::Bulk(Bytes::from(text)))
 }

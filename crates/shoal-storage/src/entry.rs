@@ -169,6 +169,9 @@ pub enum NewString<'a> {
     Int(i64),
     /// Bytes produced by an in-place edit (APPEND, SETRANGE): never an integer.
     Raw(Vec<u8>),
+    /// Text the server formatted (INCRBYFLOAT): stored as a string, never as an integer, like
+    /// Redis's `createStringObject`.
+    Text(&'a [u8]),
 }
 
 impl Entry {
@@ -206,6 +209,10 @@ impl Entry {
                     Some(Box::new(Object::Str(bytes.to_vec()))),
                 ),
             },
+            NewString::Text(bytes) if bytes.len() <= EMBSTR_MAX => {
+                (Encoding::Embstr, Cow::Borrowed(bytes), None)
+            }
+            NewString::Text(bytes) => return self.rebuild(key, deadline, NewString::Raw(bytes.to_vec())),
             NewString::Raw(bytes) if bytes.len() <= INLINE_MAX => {
                 (Encoding::RawInline, Cow::Owned(bytes), None)
             }

@@ -7,15 +7,18 @@
 
 /// One pattern token.
 #[derive(Debug, PartialEq)]
-enum Token<'p> {
+enum Token {
     Star,
     Any,
     Byte(u8),
-    Class { negate: bool, body: &'p [u8] },
+    /// A `[...]` class: inclusive byte ranges (a single byte is a range of one).
+    Class { negate: bool, items: Vec<(u8, u8)> },
 }
 
-/// Splits a pattern into tokens, following Redis's parsing of escapes and unterminated classes.
-fn tokenize(pattern: &[u8]) -> Vec<Token<'_>> {
+/// Splits a pattern into tokens, following Redis's parser byte for byte, including its quirks:
+/// `x-y` inside a class is a range even when `y` is `]` (so `[a-]` does not close there), and a
+/// class left open runs to the end of the pattern.
+fn tokenize(pattern: &[u8]) -> Vec<Token> {
     let mut out = Vec::with_capacity(pattern.len());
     let mut i = 0;
     while i < pattern.len() {
@@ -41,19 +44,25 @@ fn tokenize(pattern: &[u8]) -> Vec<Token<'_>> {
                 if negate {
                     i += 1;
                 }
-                let start = i;
-                // A class runs to the first unescaped `]`, or to the end of the pattern.
-                while i < pattern.len() && pattern[i] != b']' {
-                    if pattern[i] == b'\\' && i + 1 < pattern.len() {
+                let mut items = Vec::new();
+                while i < pattern.len() {
+                    let c = pattern[i];
+                    if c == b'\\' && i + 1 < pattern.len() {
+                        items.push((pattern[i + 1], pattern[i + 1]));
+                        i += 2;
+                    } else if c == b']' {
+                        i += 1;
+                        break;
+                    } else if i + 2 < pattern.len() && pattern[i + 1] == b'-' {
+                        let (lo, hi) = (c, pattern[i + 2]);
+                        items.push((lo.min(hi), lo.max(hi)));
+                        i += 3;
+                    } else {
+                        items.push((c, c));
                         i += 1;
                     }
-                    i += 1;
                 }
-                out.push(Token::Class {
-                    negate,
-                    body: &pattern[start..i.min(pattern.len())],
-                });
-                i += 1;
+                out.push(Token::Class { negate, items });
             }
             b => {
                 out.push(Token::Byte(b));
@@ -72,40 +81,24 @@ fn fold(b: u8, nocase: bool) -> u8 {
     }
 }
 
-fn class_matches(body: &[u8], c: u8, nocase: bool) -> bool {
-    let c = fold(c, nocase);
-    let mut i = 0;
-    while i < body.len() {
-        if body[i] == b'\\' && i + 1 < body.len() {
-            if fold(body[i + 1], nocase) == c {
-                return true;
-            }
-            i += 2;
-        } else if i + 2 < body.len() && body[i + 1] == b'-' {
-            let (mut lo, mut hi) = (fold(body[i], nocase), fold(body[i + 2], nocase));
-            if lo > hi {
-                std::mem::swap(&mut lo, &mut hi);
-            }
-            if (lo..=hi).contains(&c) {
-                return true;
-            }
-            i += 3;
+fn class_matches(items: &[(u8, u8)], c: u8, nocase: bool) -> bool {
+    items.iter().any(|&(lo, hi)| {
+        if nocase {
+            let (lo, hi) = (fold(lo, true), fold(hi, true));
+            let (lo, hi) = (lo.min(hi), lo.max(hi));
+            (lo..=hi).contains(&fold(c, true))
         } else {
-            if fold(body[i], nocase) == c {
-                return true;
-            }
-            i += 1;
+            (lo..=hi).contains(&c)
         }
-    }
-    false
+    })
 }
 
-fn token_matches(t: &Token<'_>, c: u8, nocase: bool) -> bool {
+fn token_matches(t: &Token, c: u8, nocase: bool) -> bool {
     match t {
         Token::Star => true,
         Token::Any => true,
         Token::Byte(b) => fold(*b, nocase) == fold(c, nocase),
-        Token::Class { negate, body } => class_matches(body, c, nocase) != *negate,
+        Token::Class { negate, items } => class_matches(items, c, nocase) != *negate,
     }
 }
 
@@ -177,6 +170,8 @@ mod tests {
         assert!(!m("h\\*llo", "hello"));
         assert!(m("[\\]]", "]"));
         assert!(m("a[bc", "ab"));
+        // Redis reads `a-]` as a range, so this class never closes and "llo" joins it.
+        assert!(!m("h[a-]llo", "hallo"));
     }
 
     #[test]

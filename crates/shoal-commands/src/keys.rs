@@ -34,6 +34,9 @@ const WF: Flags = Flags::WRITE.with(Flags::FAST);
 const R: Flags = Flags::READONLY;
 const RF: Flags = Flags::READONLY.with(Flags::FAST);
 
+// One row of the family's table; a row reads best on one line, so the fields are positional here
+// and named in `CommandSpec`.
+#[allow(clippy::too_many_arguments)]
 const fn spec(
     name: &'static str,
     arity: i32,
@@ -306,7 +309,7 @@ fn expire_generic(
     }
     let mut when = args::int(&a[2])?;
     if unit == 1000 {
-        if when > i64::MAX / 1000 || when < i64::MIN / 1000 {
+        if !(i64::MIN / 1000..=i64::MAX / 1000).contains(&when) {
             return Err(CommandError::InvalidExpire(cmd));
         }
         when *= 1000;

@@ -464,7 +464,7 @@ fn config_get(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
 
 // Command: CONFIG SET parameter value [parameter value ...]
 fn config_set(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
-    if a.len() % 2 != 0 {
+    if !a.len().is_multiple_of(2) {
         return Err(CommandError::WrongArity("config|set".into()));
     }
     let pairs: Vec<(Bytes, Bytes)> = a[2..]

@@ -402,7 +402,7 @@ pub fn canonical(p: &Param, args: &[String]) -> Result<String, String> {
         Kind::Str => Ok(one()?.clone()),
         Kind::SavePairs => {
             let words: Vec<&str> = args.iter().flat_map(|a| a.split_whitespace()).collect();
-            if words.len() % 2 != 0 || words.iter().any(|w| w.parse::<u64>().is_err()) {
+            if !words.len().is_multiple_of(2) || words.iter().any(|w| w.parse::<u64>().is_err()) {
                 return Err("Invalid save parameters".into());
             }
             Ok(words.join(" "))

@@ -60,7 +60,7 @@ pub fn memory(_s: &Shared) -> Memory {
     use tikv_jemalloc_ctl::{epoch, stats};
     let _ = epoch::advance();
     let allocated = stats::allocated::read().unwrap_or(0);
-    let m = Memory {
+    Memory {
         allocated,
         active: stats::active::read().unwrap_or(0),
         resident: stats::resident::read().unwrap_or(0),
@@ -69,8 +69,7 @@ pub fn memory(_s: &Shared) -> Memory {
         metadata: stats::metadata::read().unwrap_or(0),
         rss: rss_bytes(),
         peak: PEAK.fetch_max(allocated, Ordering::Relaxed).max(allocated),
-    };
-    m
+    }
 }
 
 fn human(bytes: usize) -> String {

@@ -26,7 +26,11 @@ fn usage() -> String {
         "Usage: shoal-server [/path/to/shoal.conf] [--directive value ...]\n       shoal-server --version\n       shoal-server --help\n\nExamples:\n       shoal-server\n       shoal-server --port 7000 --save ''\n       shoal-server /etc/shoal/shoal.conf --loglevel verbose\n\nDirectives (default in brackets):\n",
     );
     for p in config::PARAMS {
-        s.push_str(&format!("  {:<28} [{}] {}\n", p.name, p.default, p.doc));
+        let when = if p.mutable { "runtime" } else { "start-up" };
+        s.push_str(&format!(
+            "  {:<28} [{}] ({when}) {}\n",
+            p.name, p.default, p.doc
+        ));
     }
     s
 }

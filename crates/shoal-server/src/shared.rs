@@ -312,11 +312,7 @@ impl ServerOps for Shared {
             ("keys.count".into(), Frame::Integer(keys as i64)),
             (
                 "keys.bytes-per-key".into(),
-                Frame::Integer(if keys == 0 {
-                    0
-                } else {
-                    (m.allocated / keys) as i64
-                }),
+                Frame::Integer(m.allocated.checked_div(keys).unwrap_or(0) as i64),
             ),
             ("dataset.bytes".into(), Frame::Integer(dataset as i64)),
             (

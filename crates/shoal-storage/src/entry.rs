@@ -212,7 +212,9 @@ impl Entry {
             NewString::Text(bytes) if bytes.len() <= EMBSTR_MAX => {
                 (Encoding::Embstr, Cow::Borrowed(bytes), None)
             }
-            NewString::Text(bytes) => return self.rebuild(key, deadline, NewString::Raw(bytes.to_vec())),
+            NewString::Text(bytes) => {
+                return self.rebuild(key, deadline, NewString::Raw(bytes.to_vec()))
+            }
             NewString::Raw(bytes) if bytes.len() <= INLINE_MAX => {
                 (Encoding::RawInline, Cow::Owned(bytes), None)
             }
@@ -311,10 +313,7 @@ impl Entry {
                 Some(StrRef::Int(i64::from_le_bytes(b)))
             }
             Encoding::Embstr | Encoding::RawInline => Some(StrRef::Bytes(self.payload())),
-            Encoding::RawHeap => match self.obj.as_deref() {
-                Some(Object::Str(v)) => Some(StrRef::Bytes(v)),
-                None => None,
-            },
+            Encoding::RawHeap => self.obj.as_deref().map(|Object::Str(v)| StrRef::Bytes(v)),
         }
     }
 

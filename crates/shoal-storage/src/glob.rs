@@ -12,7 +12,10 @@ enum Token {
     Any,
     Byte(u8),
     /// A `[...]` class: inclusive byte ranges (a single byte is a range of one).
-    Class { negate: bool, items: Vec<(u8, u8)> },
+    Class {
+        negate: bool,
+        items: Vec<(u8, u8)>,
+    },
 }
 
 /// Splits a pattern into tokens, following Redis's parser byte for byte, including its quirks:

@@ -87,6 +87,15 @@ pub struct ClientFilter {
     pub max_age: Option<u64>,
 }
 
+/// Size limits that commands enforce, from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct CommandLimits {
+    /// `proto-max-bulk-len`: the largest string a command may create.
+    pub max_string: u64,
+    /// `lcs-max-table-bytes`: the largest comparison table `LCS` may allocate.
+    pub lcs_table: u64,
+}
+
 /// Services the server provides to commands. Implemented by `shoal-server`; the command families
 /// only see this trait, so they stay free of sockets, threads and files.
 pub trait ServerOps: Send + Sync {
@@ -118,8 +127,8 @@ pub trait ServerOps: Send + Sync {
     fn malloc_stats(&self) -> String;
     /// Frees tables taken out by a flush, on a background thread when `lazy`.
     fn free(&self, garbage: Garbage, lazy: bool);
-    /// `proto-max-bulk-len`: the largest string a command may create.
-    fn proto_max_bulk_len(&self) -> u64;
+    /// Size limits commands enforce.
+    fn limits(&self) -> CommandLimits;
     /// `lazyfree-lazy-user-flush` and `lazyfree-lazy-user-del`.
     fn lazy_user_flush(&self) -> bool;
 }

@@ -19,7 +19,9 @@ mod strings;
 mod table;
 
 pub use connection::REDIS_COMPAT_VERSION;
-pub use cx::{Action, ClientFilter, ClientState, Cx, ReplyMode, ServerOps, ShutdownOptions};
+pub use cx::{
+    Action, ClientFilter, ClientState, CommandLimits, Cx, ReplyMode, ServerOps, ShutdownOptions,
+};
 pub use dispatch::{execute, resolve, Executed};
 pub use error::{CmdResult, CommandError};
 pub use spec::{CommandSpec, Flags, Group, KeyAccess, Keys};

@@ -227,7 +227,7 @@ fn setrange(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     }
     let offset = offset as u64;
     let value = &a[3];
-    let max = cx.server.proto_max_bulk_len();
+    let max = cx.server.limits().max_string;
     let db = cx.dbi();
     let l = cx.db()?;
     let check_len = || -> Result<usize, CommandError> {
@@ -287,7 +287,7 @@ fn strlen(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
 // > APPEND k " World"
 // (integer) 11
 fn append(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
-    let max = cx.server.proto_max_bulk_len();
+    let max = cx.server.limits().max_string;
     let db = cx.dbi();
     let l = cx.db()?;
     if let Some(mut e) = l.write(db, &a[1])? {
@@ -424,10 +424,6 @@ fn msetnx(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(1))
 }
 
-/// Refuses dynamic-programming tables larger than this, so `LCS` on two huge strings fails with an
-/// error instead of exhausting memory.
-const LCS_MAX_TABLE_BYTES: u64 = 1 << 30;
-
 // Command: LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]
 //
 // > MSET a ohmytext b mynewtext
@@ -451,6 +447,7 @@ fn lcs(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
             return Err(CommandError::Syntax);
         }
     }
+    let max_table = cx.server.limits().lcs_table;
     let db = cx.dbi();
     let l = cx.db()?;
     let mut fetch = |key: &[u8]| -> Result<Bytes, CommandError> {
@@ -473,7 +470,8 @@ fn lcs(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     }
     let (alen, blen) = (sa.len(), sb.len());
     let cells = (alen as u64 + 1) * (blen as u64 + 1);
-    if cells.saturating_mul(4) > LCS_MAX_TABLE_BYTES {
+    // A table larger than the configured limit is refused instead of exhausting memory.
+    if cells.saturating_mul(4) > max_table {
         return Err(CommandError::err("String too long for LCS"));
     }
     // table[i][j] = length of the LCS of the first i bytes of a and the first j bytes of b.

@@ -232,6 +232,36 @@ pub const PARAMS: &[Param] = &[
         "Largest bulk string a client may send or a command may create.",
     ),
     p(
+        "proto-max-multibulk-len",
+        Kind::Int {
+            min: 1,
+            max: MAX_I32,
+        },
+        "1048576",
+        true,
+        "Shoal: most arguments one request may carry (Redis 7 hard-codes a higher cap).",
+    ),
+    p(
+        "proto-max-inline-len",
+        Kind::Memory {
+            min: 1024,
+            max: 1 << 30,
+        },
+        "64kb",
+        true,
+        "Shoal: longest inline command line or length line accepted before a protocol error.",
+    ),
+    p(
+        "lcs-max-table-bytes",
+        Kind::Memory {
+            min: 1024,
+            max: u64::MAX,
+        },
+        "1gb",
+        true,
+        "Shoal: largest comparison table LCS may allocate; bigger inputs get an error.",
+    ),
+    p(
         "client-query-buffer-limit",
         Kind::Memory {
             min: 1024 * 1024,
@@ -815,5 +845,20 @@ mod tests {
             Some(args(&["a", "bA", "c d"]))
         );
         assert_eq!(split_args(r#"a "b"c"#), None);
+    }
+}
+
+#[cfg(test)]
+mod doc_tests {
+    #[test]
+    fn readme_documents_every_directive() {
+        let readme = include_str!("../../../README.md");
+        for p in super::PARAMS {
+            assert!(
+                readme.contains(&format!("| `{}` |", p.name)),
+                "README.md does not document `{}`",
+                p.name
+            );
+        }
     }
 }

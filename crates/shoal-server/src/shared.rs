@@ -8,7 +8,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use shoal_commands::{ClientFilter, ClientState, CommandError, CommandTable, ServerOps};
+use shoal_commands::{
+    ClientFilter, ClientState, CommandError, CommandLimits, CommandTable, ServerOps,
+};
 use shoal_resp::{Frame, Limits};
 use shoal_storage::{Garbage, Keyspace, Policy};
 use tokio::sync::{watch, Notify};
@@ -39,6 +41,9 @@ impl Clock for SystemClock {
 /// Values read on hot paths, mirrored from the configuration so no lock is taken per command.
 pub struct Live {
     pub proto_max_bulk_len: AtomicU64,
+    pub max_multibulk_len: AtomicU64,
+    pub max_inline_len: AtomicU64,
+    pub lcs_max_table_bytes: AtomicU64,
     pub query_buffer_limit: AtomicU64,
     pub timeout_secs: AtomicU64,
     pub maxclients: AtomicU64,
@@ -100,6 +105,9 @@ impl Shared {
             table,
             live: Live {
                 proto_max_bulk_len: AtomicU64::new(0),
+                max_multibulk_len: AtomicU64::new(0),
+                max_inline_len: AtomicU64::new(0),
+                lcs_max_table_bytes: AtomicU64::new(0),
                 query_buffer_limit: AtomicU64::new(0),
                 timeout_secs: AtomicU64::new(0),
                 maxclients: AtomicU64::new(0),
@@ -165,7 +173,8 @@ impl Shared {
     pub fn limits(&self) -> Limits {
         Limits {
             max_bulk_len: self.live.proto_max_bulk_len.load(Ordering::Relaxed) as usize,
-            ..Limits::default()
+            max_multibulk_len: self.live.max_multibulk_len.load(Ordering::Relaxed) as usize,
+            max_inline_len: self.live.max_inline_len.load(Ordering::Relaxed) as usize,
         }
     }
 
@@ -375,7 +384,10 @@ impl ServerOps for Shared {
         self.live.lazy_user_flush.load(Ordering::Relaxed)
     }
 
-    fn proto_max_bulk_len(&self) -> u64 {
-        self.live.proto_max_bulk_len.load(Ordering::Relaxed)
+    fn limits(&self) -> CommandLimits {
+        CommandLimits {
+            max_string: self.live.proto_max_bulk_len.load(Ordering::Relaxed),
+            lcs_table: self.live.lcs_max_table_bytes.load(Ordering::Relaxed),
+        }
     }
 }

@@ -4,6 +4,7 @@
 pub mod cases;
 pub mod client;
 pub mod diff;
+pub mod probe;
 pub mod render;
 pub mod server;
 

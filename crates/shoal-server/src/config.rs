@@ -225,11 +225,11 @@ pub const PARAMS: &[Param] = &[
         "proto-max-bulk-len",
         Kind::Memory {
             min: 1024 * 1024,
-            max: i64::MAX as u64,
+            max: (4 << 30) - (1 << 20),
         },
         "512mb",
         true,
-        "Largest bulk string a client may send or a command may create.",
+        "Largest bulk string a client may send or a command may create (at most 4gb minus 1mb).",
     ),
     p(
         "proto-max-multibulk-len",

@@ -142,6 +142,12 @@ impl Shared {
         let l = &self.live;
         l.proto_max_bulk_len
             .store(cfg.bytes("proto-max-bulk-len"), Ordering::Relaxed);
+        l.max_multibulk_len
+            .store(cfg.int("proto-max-multibulk-len") as u64, Ordering::Relaxed);
+        l.max_inline_len
+            .store(cfg.bytes("proto-max-inline-len"), Ordering::Relaxed);
+        l.lcs_max_table_bytes
+            .store(cfg.bytes("lcs-max-table-bytes"), Ordering::Relaxed);
         l.query_buffer_limit
             .store(cfg.bytes("client-query-buffer-limit"), Ordering::Relaxed);
         l.timeout_secs

@@ -1,18 +1,25 @@
-//! One key and its value, laid out compactly: a 32-byte table bucket plus one heap block.
+//! One key and its value, laid out compactly: a 16-byte table bucket plus one heap block.
 //!
-//! Layout of `Entry::blob`, a single allocation per key:
+//! The bucket holds a thin pointer to the block, the block's length and 32 bits of metadata
+//! (encoding, volatility and the 24-bit LRU/LFU clock). The block holds everything else:
 //!
 //! ```text
-//! [ deadline: u64 LE, only when the key is volatile ][ key bytes ][ inline payload ]
+//! [ deadline: u64 LE, only when volatile ][ key length: LEB128 ][ key ][ payload ]
 //! ```
 //!
-//! Integers are stored as 8 bytes of payload (no text), strings up to [`INLINE_MAX`] bytes are
-//! stored inline after the key, and anything bigger (or any other type, later) lives in `obj`.
-//! Keeping the key, the expiry and a short value in one block saves the separate key, value
-//! object and expiry-dictionary allocations Redis pays for, which is where Shoal's per-key
-//! memory advantage comes from.
+//! The payload is an integer in as few little-endian bytes as it needs, a string of up to
+//! [`INLINE_MAX`] bytes, or (for longer strings, and later for other types) the address of a
+//! separately allocated object. One block per key replaces the separate key, value object,
+//! dictionary entry and expiry-dictionary entry that Redis allocates, which is where Shoal's
+//! per-key memory saving comes from.
+//!
+//! This is the one place in Shoal with hand-written `unsafe` code: the block is allocated and
+//! freed with `std::alloc` so the bucket can hold a thin pointer instead of a 16-byte slice
+//! reference. Every access goes through [`Entry::bytes`] and [`Entry::bytes_mut`], which build
+//! the slice from the pointer and the stored length; the invariants are listed on [`Entry`].
 
 use std::borrow::Cow;
+use std::ptr::NonNull;
 
 /// Strings up to this many bytes are stored inline in the entry's blob. Longer strings move to a
 /// separate growable buffer so that `APPEND` is amortised and an expiry change does not copy them.
@@ -71,7 +78,7 @@ impl Kind {
 }
 
 /// Values that do not fit inline. Later data types (hashes, lists, ...) add variants here.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Object {
     Str(Vec<u8>),
 }
@@ -81,14 +88,40 @@ const VOLATILE: u32 = 1 << 3;
 const CLOCK_SHIFT: u32 = 8;
 /// The 24-bit access clock (LRU seconds or LFU minutes+counter), as in Redis's `robj.lru`.
 pub const CLOCK_MAX: u32 = (1 << 24) - 1;
+/// The payload of a heap-encoded value: the object's address.
+const PTR_BYTES: usize = std::mem::size_of::<usize>();
+/// Longest key an entry can hold: the block length is 32 bits.
+pub const MAX_KEY_LEN: usize = u32::MAX as usize - 64;
 
 /// A stored key with its value, expiry and access clock.
-#[derive(Debug)]
+///
+/// Invariants the `unsafe` code relies on:
+/// - `ptr` points to a live allocation of exactly `len` bytes (alignment 1), owned by this entry
+///   alone and freed only by [`Drop`] or by [`Entry::replace_block`];
+/// - `len >= 1` (the key length byte is always there);
+/// - when the encoding is [`Encoding::RawHeap`], the last [`PTR_BYTES`] bytes of the block hold
+///   the exposed address of a `Box<Object>` owned by this entry.
 pub struct Entry {
-    blob: Box<[u8]>,
-    obj: Option<Box<Object>>,
-    key_len: u32,
+    ptr: NonNull<u8>,
+    len: u32,
     meta: u32,
+}
+
+// SAFETY: an entry owns its block and its object exclusively, like a `Box`, and exposes them only
+// through `&self`/`&mut self`, so moving it to or sharing it with another thread is as safe as
+// doing so with a `Box<[u8]>`.
+unsafe impl Send for Entry {}
+// SAFETY: see `Send`; shared access only reads.
+unsafe impl Sync for Entry {}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("key", &String::from_utf8_lossy(self.key()))
+            .field("encoding", &self.encoding())
+            .field("deadline", &self.deadline())
+            .finish()
+    }
 }
 
 /// A borrowed view of a string value.
@@ -174,67 +207,113 @@ pub enum NewString<'a> {
     Text(&'a [u8]),
 }
 
+/// The payload a new block will carry.
+enum Payload<'a> {
+    /// Bytes to copy in.
+    Bytes(&'a [u8]),
+    /// Bytes to copy in, from a vector the caller gave up.
+    Owned(Vec<u8>),
+    /// An integer, stored in as few bytes as it needs.
+    Int(i64),
+    /// A separately allocated value; the block stores its address and owns it.
+    Object(Box<Object>),
+    /// The raw payload of another block, copied verbatim: an object address moves with its
+    /// ownership, so the old block must then be freed without dropping the object.
+    Moved(&'a [u8]),
+}
+
+fn leb128_len(mut v: usize) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
+}
+
+/// The minimal little-endian two's-complement bytes of `n` (at least one).
+fn int_bytes(n: i64) -> ([u8; 8], usize) {
+    let b = n.to_le_bytes();
+    let mut len = 8;
+    while len > 1 {
+        let top = b[len - 1];
+        let next_sign = b[len - 2] & 0x80;
+        if (top == 0 && next_sign == 0) || (top == 0xFF && next_sign != 0) {
+            len -= 1;
+        } else {
+            break;
+        }
+    }
+    (b, len)
+}
+
+fn int_from_bytes(p: &[u8]) -> Option<i64> {
+    if p.is_empty() || p.len() > 8 {
+        return None;
+    }
+    let fill = if p[p.len() - 1] & 0x80 != 0 { 0xFF } else { 0 };
+    let mut b = [fill; 8];
+    b[..p.len()].copy_from_slice(p);
+    Some(i64::from_le_bytes(b))
+}
+
+/// Chooses the encoding and payload of a new string value.
+fn encode(value: NewString<'_>) -> (Encoding, Payload<'_>) {
+    fn heap(v: Vec<u8>) -> (Encoding, Payload<'static>) {
+        (Encoding::RawHeap, Payload::Object(Box::new(Object::Str(v))))
+    }
+    match value {
+        NewString::Int(n) => (Encoding::Int, Payload::Int(n)),
+        NewString::Auto(bytes) => match parse_canonical_i64(bytes) {
+            Some(n) => (Encoding::Int, Payload::Int(n)),
+            None if bytes.len() <= EMBSTR_MAX => (Encoding::Embstr, Payload::Bytes(bytes)),
+            None if bytes.len() <= INLINE_MAX => (Encoding::RawInline, Payload::Bytes(bytes)),
+            None => heap(bytes.to_vec()),
+        },
+        NewString::Text(bytes) if bytes.len() <= EMBSTR_MAX => {
+            (Encoding::Embstr, Payload::Bytes(bytes))
+        }
+        NewString::Text(bytes) if bytes.len() <= INLINE_MAX => {
+            (Encoding::RawInline, Payload::Bytes(bytes))
+        }
+        NewString::Text(bytes) => heap(bytes.to_vec()),
+        NewString::Raw(bytes) if bytes.len() <= INLINE_MAX => {
+            (Encoding::RawInline, Payload::Owned(bytes))
+        }
+        NewString::Raw(bytes) => heap(bytes),
+    }
+}
+
 impl Entry {
-    /// Builds a string entry.
+    /// Builds a string entry. Keys longer than [`MAX_KEY_LEN`] are cut to it; the protocol
+    /// limits (`proto-max-bulk-len` is capped below it) keep that from ever happening.
     pub fn new_string(
         key: &[u8],
         value: NewString<'_>,
         deadline: Option<u64>,
         clock: u32,
     ) -> Entry {
-        let mut e = Entry {
-            blob: Box::new([]),
-            obj: None,
-            key_len: 0,
-            meta: (clock & CLOCK_MAX) << CLOCK_SHIFT,
-        };
-        e.rebuild(key, deadline, value);
-        e
+        let key = &key[..key.len().min(MAX_KEY_LEN)];
+        let (enc, payload) = encode(value);
+        let volatile = if deadline.is_some() { VOLATILE } else { 0 };
+        let (ptr, len) = alloc_block(deadline, key, payload);
+        Entry {
+            ptr,
+            len,
+            meta: ((clock & CLOCK_MAX) << CLOCK_SHIFT) | volatile | enc as u32,
+        }
     }
 
-    /// Rewrites the blob with `key`, `deadline` and the new string payload.
-    fn rebuild(&mut self, key: &[u8], deadline: Option<u64>, value: NewString<'_>) {
-        let head = if deadline.is_some() { 8 } else { 0 };
-        let (enc, payload, obj): (Encoding, Cow<'_, [u8]>, Option<Box<Object>>) = match value {
-            NewString::Int(n) => (Encoding::Int, Cow::Owned(n.to_le_bytes().to_vec()), None),
-            NewString::Auto(bytes) => match parse_canonical_i64(bytes) {
-                Some(n) => (Encoding::Int, Cow::Owned(n.to_le_bytes().to_vec()), None),
-                None if bytes.len() <= EMBSTR_MAX => (Encoding::Embstr, Cow::Borrowed(bytes), None),
-                None if bytes.len() <= INLINE_MAX => {
-                    (Encoding::RawInline, Cow::Borrowed(bytes), None)
-                }
-                None => (
-                    Encoding::RawHeap,
-                    Cow::Borrowed(&[][..]),
-                    Some(Box::new(Object::Str(bytes.to_vec()))),
-                ),
-            },
-            NewString::Text(bytes) if bytes.len() <= EMBSTR_MAX => {
-                (Encoding::Embstr, Cow::Borrowed(bytes), None)
-            }
-            NewString::Text(bytes) => {
-                return self.rebuild(key, deadline, NewString::Raw(bytes.to_vec()))
-            }
-            NewString::Raw(bytes) if bytes.len() <= INLINE_MAX => {
-                (Encoding::RawInline, Cow::Owned(bytes), None)
-            }
-            NewString::Raw(bytes) => (
-                Encoding::RawHeap,
-                Cow::Borrowed(&[][..]),
-                Some(Box::new(Object::Str(bytes))),
-            ),
-        };
-        let mut blob = Vec::with_capacity(head + key.len() + payload.len());
-        if let Some(d) = deadline {
-            blob.extend_from_slice(&d.to_le_bytes());
-        }
-        blob.extend_from_slice(key);
-        blob.extend_from_slice(&payload);
-        self.blob = blob.into_boxed_slice();
-        self.obj = obj;
-        self.key_len = key.len() as u32;
-        let volatile = if deadline.is_some() { VOLATILE } else { 0 };
-        self.meta = (self.meta & !(ENC_MASK | VOLATILE)) | enc as u32 | volatile;
+    /// The whole block.
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` points to `len` initialised bytes owned by `self` (type invariant).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len as usize) }
+    }
+
+    /// The whole block, mutably.
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `bytes`, and `&mut self` guarantees exclusive access.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len as usize) }
     }
 
     fn head(&self) -> usize {
@@ -245,10 +324,76 @@ impl Entry {
         }
     }
 
+    /// Where the key starts and ends in the block.
+    fn key_range(&self) -> (usize, usize) {
+        let b = self.bytes();
+        let mut pos = self.head();
+        let mut key_len = 0usize;
+        let mut shift = 0;
+        while let Some(&byte) = b.get(pos) {
+            key_len |= ((byte & 0x7F) as usize) << shift;
+            pos += 1;
+            shift += 7;
+            if byte & 0x80 == 0 || shift > 35 {
+                break;
+            }
+        }
+        (pos, (pos + key_len).min(b.len()))
+    }
+
     /// The key.
     pub fn key(&self) -> &[u8] {
-        let h = self.head();
-        &self.blob[h..h + self.key_len as usize]
+        let (start, end) = self.key_range();
+        &self.bytes()[start..end]
+    }
+
+    fn payload(&self) -> &[u8] {
+        let (_, end) = self.key_range();
+        &self.bytes()[end..]
+    }
+
+    /// The separately allocated object of a heap-encoded value.
+    fn object(&self) -> Option<&Object> {
+        if self.encoding() != Encoding::RawHeap {
+            return None;
+        }
+        let addr = usize::from_le_bytes(self.payload().try_into().ok()?);
+        // SAFETY: a RawHeap block's payload is the exposed address of a live `Box<Object>` owned
+        // by this entry (type invariant); the shared borrow of `self` keeps it alive.
+        Some(unsafe { &*std::ptr::with_exposed_provenance::<Object>(addr) })
+    }
+
+    fn object_mut(&mut self) -> Option<&mut Object> {
+        if self.encoding() != Encoding::RawHeap {
+            return None;
+        }
+        let addr = usize::from_le_bytes(self.payload().try_into().ok()?);
+        // SAFETY: as in `object`, and `&mut self` guarantees exclusive access.
+        Some(unsafe { &mut *std::ptr::with_exposed_provenance_mut::<Object>(addr) })
+    }
+
+    /// Takes ownership of the heap object out of the block, if any, leaving the block's payload
+    /// dangling: the caller must replace or free the block next.
+    fn take_object(&mut self) -> Option<Box<Object>> {
+        if self.encoding() != Encoding::RawHeap {
+            return None;
+        }
+        let addr = usize::from_le_bytes(self.payload().try_into().ok()?);
+        // Mark the value inline so nothing reads the address again.
+        self.meta = (self.meta & !ENC_MASK) | Encoding::RawInline as u32;
+        // SAFETY: the address came from `Box::into_raw` in `alloc_block` and is owned by this
+        // entry; switching the encoding above guarantees it is reclaimed only once.
+        Some(unsafe { Box::from_raw(std::ptr::with_exposed_provenance_mut::<Object>(addr)) })
+    }
+
+    /// Swaps in a new block, freeing the old one without touching any object its payload
+    /// addresses (ownership of that object has been moved or taken by the caller).
+    fn replace_block(&mut self, (ptr, len): (NonNull<u8>, u32)) {
+        let old = std::mem::replace(&mut self.ptr, ptr);
+        let old_len = std::mem::replace(&mut self.len, len);
+        // SAFETY: `old` was allocated by `alloc_block` with `old_len` bytes and is no longer
+        // referenced.
+        unsafe { free_block(old, old_len) };
     }
 
     /// The absolute expiry time in Unix milliseconds, if the key is volatile.
@@ -256,8 +401,7 @@ impl Entry {
         if self.meta & VOLATILE == 0 {
             return None;
         }
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&self.blob[..8]);
+        let b: [u8; 8] = self.bytes().get(..8)?.try_into().ok()?;
         Some(u64::from_le_bytes(b))
     }
 
@@ -271,21 +415,20 @@ impl Entry {
         matches!(self.deadline(), Some(d) if d <= now)
     }
 
-    /// Sets or clears the expiry. The blob is rebuilt only when volatility changes.
+    /// Sets or clears the expiry. The block is rebuilt only when volatility changes; a heap
+    /// value's object moves to the new block without being copied.
     pub fn set_deadline(&mut self, deadline: Option<u64>) {
         match (self.is_volatile(), deadline) {
-            (true, Some(d)) => self.blob[..8].copy_from_slice(&d.to_le_bytes()),
+            (true, Some(d)) => self.bytes_mut()[..8].copy_from_slice(&d.to_le_bytes()),
             (false, None) => {}
-            (true, None) => {
-                self.blob = self.blob[8..].to_vec().into_boxed_slice();
-                self.meta &= !VOLATILE;
-            }
-            (false, Some(d)) => {
-                let mut blob = Vec::with_capacity(8 + self.blob.len());
-                blob.extend_from_slice(&d.to_le_bytes());
-                blob.extend_from_slice(&self.blob);
-                self.blob = blob.into_boxed_slice();
-                self.meta |= VOLATILE;
+            _ => {
+                let (start, end) = self.key_range();
+                let block = {
+                    let b = self.bytes();
+                    alloc_block(deadline, &b[start..end], Payload::Moved(&b[end..]))
+                };
+                self.replace_block(block);
+                self.meta = (self.meta & !VOLATILE) | if deadline.is_some() { VOLATILE } else { 0 };
             }
         }
     }
@@ -300,34 +443,31 @@ impl Entry {
         Encoding::from_bits(self.meta)
     }
 
-    fn payload(&self) -> &[u8] {
-        &self.blob[self.head() + self.key_len as usize..]
-    }
-
     /// The string value, or `None` when the key holds another type.
     pub fn as_str(&self) -> Option<StrRef<'_>> {
         match self.encoding() {
-            Encoding::Int => {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(self.payload().get(..8)?);
-                Some(StrRef::Int(i64::from_le_bytes(b)))
-            }
+            Encoding::Int => int_from_bytes(self.payload()).map(StrRef::Int),
             Encoding::Embstr | Encoding::RawInline => Some(StrRef::Bytes(self.payload())),
-            Encoding::RawHeap => self.obj.as_deref().map(|Object::Str(v)| StrRef::Bytes(v)),
+            Encoding::RawHeap => self.object().map(|Object::Str(v)| StrRef::Bytes(v)),
         }
     }
 
-    /// Replaces the value with a string, keeping the key and, if `keep_ttl`, the expiry.
+    /// Replaces the value with a string, keeping the key and setting the expiry to `deadline`.
     pub fn set_string(&mut self, value: NewString<'_>, deadline: Option<u64>) {
-        let key = self.key().to_vec();
-        self.rebuild(&key, deadline, value);
+        let old = self.take_object();
+        let (enc, payload) = encode(value);
+        let (start, end) = self.key_range();
+        let block = alloc_block(deadline, &self.bytes()[start..end], payload);
+        self.replace_block(block);
+        let volatile = if deadline.is_some() { VOLATILE } else { 0 };
+        self.meta = (self.meta & !(ENC_MASK | VOLATILE)) | enc as u32 | volatile;
+        drop(old);
     }
 
     /// Appends to a string value in place (the caller has checked the type). Long strings grow
     /// their buffer geometrically so repeated appends stay amortised O(1).
     pub fn append(&mut self, tail: &[u8]) {
-        if let (Encoding::RawHeap, Some(obj)) = (self.encoding(), self.obj.as_deref_mut()) {
-            let Object::Str(v) = obj;
+        if let Some(Object::Str(v)) = self.object_mut() {
             v.extend_from_slice(tail);
             return;
         }
@@ -343,8 +483,7 @@ impl Entry {
     /// Gives mutable access to the bytes of a string value, converting it to the `raw` encoding
     /// first, for `SETRANGE`. The buffer is grown with zeros to at least `min_len` bytes.
     pub fn edit_bytes(&mut self, min_len: usize, edit: impl FnOnce(&mut Vec<u8>)) {
-        if let (Encoding::RawHeap, Some(obj)) = (self.encoding(), self.obj.as_deref_mut()) {
-            let Object::Str(v) = obj;
+        if let Some(Object::Str(v)) = self.object_mut() {
             if v.len() < min_len {
                 v.resize(min_len, 0);
             }
@@ -365,33 +504,26 @@ impl Entry {
 
     /// A copy of this entry under another key, with the same value, expiry and clock (`COPY`).
     pub fn duplicate(&self, key: &[u8]) -> Entry {
-        let mut blob = Vec::with_capacity(self.blob.len() - self.key_len as usize + key.len());
-        blob.extend_from_slice(&self.blob[..self.head()]);
-        blob.extend_from_slice(key);
-        blob.extend_from_slice(self.payload());
+        let key = &key[..key.len().min(MAX_KEY_LEN)];
+        let payload = match self.object() {
+            Some(obj) => Payload::Object(Box::new(obj.clone())),
+            None => Payload::Bytes(self.payload()),
+        };
+        let (ptr, len) = alloc_block(self.deadline(), key, payload);
         Entry {
-            blob: blob.into_boxed_slice(),
-            obj: self.obj.as_deref().map(|o| match o {
-                Object::Str(v) => Box::new(Object::Str(v.clone())),
-            }),
-            key_len: key.len() as u32,
+            ptr,
+            len,
             meta: self.meta,
         }
     }
 
     /// This entry moved to another key, keeping its value, expiry and clock (`RENAME`, `MOVE`).
     /// Large values are moved, not copied.
-    pub fn rekey(self, key: &[u8]) -> Entry {
-        let mut blob = Vec::with_capacity(self.blob.len() - self.key_len as usize + key.len());
-        blob.extend_from_slice(&self.blob[..self.head()]);
-        blob.extend_from_slice(key);
-        blob.extend_from_slice(self.payload());
-        Entry {
-            blob: blob.into_boxed_slice(),
-            obj: self.obj,
-            key_len: key.len() as u32,
-            meta: self.meta,
-        }
+    pub fn rekey(mut self, key: &[u8]) -> Entry {
+        let key = &key[..key.len().min(MAX_KEY_LEN)];
+        let block = alloc_block(self.deadline(), key, Payload::Moved(self.payload()));
+        self.replace_block(block);
+        self
     }
 
     /// The 24-bit access clock (LRU time or LFU data).
@@ -407,15 +539,85 @@ impl Entry {
     /// An estimate of the bytes this entry costs: its bucket plus its heap blocks rounded up to the
     /// allocator's size classes. Used for `MEMORY USAGE` and for the eviction memory gauge.
     pub fn mem_usage(&self) -> usize {
-        let mut total = std::mem::size_of::<Entry>() + alloc_size(self.blob.len());
-        if let Some(obj) = self.obj.as_deref() {
-            total += alloc_size(std::mem::size_of::<Object>());
-            match obj {
-                Object::Str(v) => total += alloc_size(v.capacity()),
-            }
+        let mut total = std::mem::size_of::<Entry>() + alloc_size(self.len as usize);
+        if let Some(Object::Str(v)) = self.object() {
+            total += alloc_size(std::mem::size_of::<Object>()) + alloc_size(v.capacity());
         }
         total
     }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        drop(self.take_object());
+        // SAFETY: the block was allocated by `alloc_block` with `len` bytes and is dropped once.
+        unsafe { free_block(self.ptr, self.len) };
+    }
+}
+
+/// Allocates and fills a block: `[deadline][key length][key][payload]`.
+fn alloc_block(deadline: Option<u64>, key: &[u8], payload: Payload<'_>) -> (NonNull<u8>, u32) {
+    let (ib, ilen) = match payload {
+        Payload::Int(n) => int_bytes(n),
+        _ => ([0; 8], 0),
+    };
+    let payload_len = match &payload {
+        Payload::Bytes(b) | Payload::Moved(b) => b.len(),
+        Payload::Owned(v) => v.len(),
+        Payload::Int(_) => ilen,
+        Payload::Object(_) => PTR_BYTES,
+    };
+    let head = if deadline.is_some() { 8 } else { 0 };
+    let total = head + leb128_len(key.len()) + key.len() + payload_len;
+    let layout = std::alloc::Layout::from_size_align(total, 1)
+        .unwrap_or_else(|_| std::alloc::Layout::new::<u8>());
+    // SAFETY: `layout` has a non-zero size (the key length byte is always present).
+    let raw = unsafe { std::alloc::alloc(layout) };
+    let Some(ptr) = NonNull::new(raw) else {
+        std::alloc::handle_alloc_error(layout);
+    };
+    // SAFETY: the allocation is `total` bytes long and not yet shared; we fill all of it below.
+    let b = unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), total) };
+    let mut pos = 0;
+    if let Some(d) = deadline {
+        b[..8].copy_from_slice(&d.to_le_bytes());
+        pos = 8;
+    }
+    let mut v = key.len();
+    loop {
+        let byte = (v & 0x7F) as u8;
+        v >>= 7;
+        if v == 0 {
+            b[pos] = byte;
+            pos += 1;
+            break;
+        }
+        b[pos] = byte | 0x80;
+        pos += 1;
+    }
+    b[pos..pos + key.len()].copy_from_slice(key);
+    pos += key.len();
+    match payload {
+        Payload::Bytes(p) | Payload::Moved(p) => b[pos..].copy_from_slice(p),
+        Payload::Owned(p) => b[pos..].copy_from_slice(&p),
+        Payload::Int(_) => b[pos..].copy_from_slice(&ib[..ilen]),
+        Payload::Object(obj) => {
+            let addr = Box::into_raw(obj).expose_provenance();
+            b[pos..].copy_from_slice(&addr.to_le_bytes());
+        }
+    }
+    (ptr, total as u32)
+}
+
+/// Frees a block allocated by [`alloc_block`].
+///
+/// # Safety
+/// `ptr` must come from `alloc_block` with this `len`, and must not be used afterwards.
+unsafe fn free_block(ptr: NonNull<u8>, len: u32) {
+    let layout = std::alloc::Layout::from_size_align(len as usize, 1)
+        .unwrap_or_else(|_| std::alloc::Layout::new::<u8>());
+    // SAFETY: guaranteed by the caller.
+    unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) };
 }
 
 /// Rounds a request up to jemalloc's size classes (8, 16, 32, 48, ... four classes per doubling),
@@ -443,8 +645,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn entry_is_one_bucket_of_32_bytes() {
-        assert_eq!(std::mem::size_of::<Entry>(), 32);
+    fn entry_is_one_bucket_of_16_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 16);
     }
 
     #[test]
@@ -497,6 +699,63 @@ mod tests {
         assert_eq!(s, Some(601));
         assert_eq!(e.deadline(), Some(5));
         assert_eq!(e.encoding(), Encoding::RawHeap);
+    }
+
+    #[test]
+    fn integers_use_as_few_bytes_as_they_need() {
+        for n in [
+            0,
+            1,
+            -1,
+            127,
+            128,
+            -128,
+            -129,
+            255,
+            256,
+            65535,
+            i64::MAX,
+            i64::MIN,
+            1 << 40,
+        ] {
+            let (b, len) = int_bytes(n);
+            assert_eq!(int_from_bytes(&b[..len]), Some(n), "{n}");
+        }
+        assert_eq!(int_bytes(5).1, 1);
+        assert_eq!(int_bytes(200).1, 2);
+        let e = Entry::new_string(b"key:1", NewString::Auto(b"7"), None, 0);
+        assert_eq!(e.mem_usage(), 16 + 8);
+    }
+
+    #[test]
+    fn heap_values_survive_expiry_changes_renames_and_copies() {
+        let big = vec![b'z'; 5000];
+        let mut e = Entry::new_string(b"k", NewString::Auto(&big), None, 3);
+        e.set_deadline(Some(77));
+        e.append(b"!");
+        let copy = e.duplicate(b"copy");
+        let e = e.rekey(b"renamed");
+        assert_eq!(e.key(), b"renamed");
+        assert_eq!(e.deadline(), Some(77));
+        assert_eq!(e.as_str().map(|s| s.len()), Some(5001));
+        assert_eq!(copy.key(), b"copy");
+        assert_eq!(copy.as_str(), e.as_str());
+        drop(e);
+        assert_eq!(copy.as_str().map(|s| s.len()), Some(5001));
+        let mut copy = copy;
+        copy.set_string(NewString::Auto(b"small"), None);
+        assert_eq!(copy.as_str(), Some(StrRef::Bytes(b"small")));
+        assert_eq!(copy.encoding(), Encoding::Embstr);
+    }
+
+    #[test]
+    fn long_keys_use_multi_byte_lengths() {
+        let key = vec![b'k'; 300];
+        let mut e = Entry::new_string(&key, NewString::Auto(b"v"), Some(9), 0);
+        assert_eq!(e.key(), &key[..]);
+        e.set_deadline(None);
+        assert_eq!(e.key(), &key[..]);
+        assert_eq!(e.as_str(), Some(StrRef::Bytes(b"v")));
     }
 
     #[test]

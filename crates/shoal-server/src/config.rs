@@ -344,7 +344,7 @@ pub const PARAMS: &[Param] = &[
     p(
         "lock-stripes",
         Kind::Int { min: 1, max: 16384 },
-        "1024",
+        "256",
         false,
         "Shoal: lock stripes over the 16384 hash slots (rounded to a power of two).",
     ),

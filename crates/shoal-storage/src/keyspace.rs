@@ -404,21 +404,17 @@ impl<'a> Locked<'a> {
     }
 
     pub(crate) fn db_mut(&mut self, db: usize, stripe: usize) -> Result<&mut StripeDb, NotLocked> {
-        db_in(
-            &mut self.guards,
-            self.all,
-            stripe,
-            db,
-            self.ks.slots_per_stripe(),
-        )
+        db_in(&mut self.guards, self.all, stripe, db)
     }
 
     /// Removes `key` if its expiry has passed. Returns true when it was removed.
     fn expire_if_needed(&mut self, db: usize, key: &[u8], p: Place) -> Result<bool, NotLocked> {
         let now = self.now;
         let d = self.db_mut(db, p.stripe)?;
-        let expired = d.tables[p.index]
-            .find(p.hash, key)
+        let expired = d
+            .tables
+            .get(p.index)
+            .and_then(|t| t.find(p.hash, key))
             .is_some_and(|e| e.is_expired(now));
         if !expired {
             return Ok(false);
@@ -478,7 +474,7 @@ impl<'a> Locked<'a> {
         let p = self.place(key);
         self.expire_if_needed(db, key, p)?;
         let d = self.db_mut(db, p.stripe)?;
-        Ok(d.tables[p.index].find(p.hash, key))
+        Ok(d.tables.get(p.index).and_then(|t| t.find(p.hash, key)))
     }
 
     /// Looks a key up for modification. Changes made through the returned [`EntryMut`] go through
@@ -487,7 +483,6 @@ impl<'a> Locked<'a> {
         let p = self.place(key);
         self.expire_if_needed(db, key, p)?;
         let ev = self.ks.eviction.snapshot();
-        let per = self.ks.slots_per_stripe();
         // Split the borrow of `self` so the entry (inside a stripe guard) and the journal can be
         // held mutably at the same time by the `EntryMut`.
         let Locked {
@@ -503,8 +498,10 @@ impl<'a> Locked<'a> {
             volatile,
             mem,
             ..
-        } = db_in(guards, *all, p.stripe, db, per)?;
-        let table = &mut tables[p.index];
+        } = db_in(guards, *all, p.stripe, db)?;
+        let Some(table) = tables.get_mut(p.index) else {
+            return Ok(None);
+        };
         let Some(entry) = table.map.find_mut(p.hash, |e| e.key() == key) else {
             return Ok(None);
         };
@@ -534,7 +531,16 @@ impl<'a> Locked<'a> {
         let size = entry.mem_usage();
         let volatile = entry.is_volatile();
         let d = self.db_mut(db, p.stripe)?;
-        d.tables[p.index].insert_new(p.hash, entry, |e| ks.hash(e.key()));
+        if d.tables.is_empty() {
+            // Tables are created on the first write to a database in this stripe, so unused
+            // databases and idle scans cost no memory.
+            d.tables
+                .resize_with(ks.slots_per_stripe(), SlotTable::default);
+        }
+        let Some(table) = d.tables.get_mut(p.index) else {
+            return Err(NotLocked);
+        };
+        table.insert_new(p.hash, entry, |e| ks.hash(e.key()));
         d.keys += 1;
         d.mem += size;
         if volatile {
@@ -562,7 +568,11 @@ impl<'a> Locked<'a> {
     ) -> Result<Option<Entry>, NotLocked> {
         let ks = self.ks;
         let d = self.db_mut(db, p.stripe)?;
-        let Some(old) = d.tables[p.index].remove(p.hash, key) else {
+        let Some(old) = d
+            .tables
+            .get_mut(p.index)
+            .and_then(|t| t.remove(p.hash, key))
+        else {
             return Ok(None);
         };
         let size = old.mem_usage();
@@ -624,17 +634,11 @@ fn db_in<'g>(
     all: bool,
     stripe: usize,
     db: usize,
-    slots_per_stripe: usize,
 ) -> Result<&'g mut StripeDb, NotLocked> {
-    let d = stripe_in(guards, all, stripe)?
+    stripe_in(guards, all, stripe)?
         .dbs
         .get_mut(db)
-        .ok_or(NotLocked)?;
-    if d.tables.is_empty() {
-        // Tables are created on the first write to a database in this stripe.
-        d.tables.resize_with(slots_per_stripe, SlotTable::default);
-    }
-    Ok(d)
+        .ok_or(NotLocked)
 }
 
 /// A key being modified. Memory accounting, expiry counters and the journal are updated when it

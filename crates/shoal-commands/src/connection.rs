@@ -8,7 +8,7 @@ use crate::cx::{ClientFilter, Cx, ReplyMode};
 use crate::error::{CmdResult, CommandError};
 use crate::help::help_reply;
 use crate::keys::{db_index, int_arg};
-use crate::spec::{CommandSpec, Flags, Group, KeyAccess, Keys};
+use crate::spec::{CommandSpec, Flags, Group};
 
 /// The Redis version Shoal is compatible with, reported where clients look for one.
 pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
@@ -23,20 +23,9 @@ const fn spec(
     since: &'static str,
     handler: crate::spec::Handler,
 ) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        keys: Keys::None,
-        access: KeyAccess::Meta,
-        group: Group::Connection,
-        acl: &[],
-        summary,
-        since,
-        complexity: "O(1)",
-        subcommands: &[],
-        handler,
-    }
+    CommandSpec::new(name, Group::Connection, arity, handler)
+        .flags(flags)
+        .doc(summary, since)
 }
 
 const fn client_sub(
@@ -61,18 +50,9 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         "1.0.0",
         auth,
     ),
-    CommandSpec {
-        name: "client",
-        arity: -2,
-        flags: Flags(0),
-        keys: Keys::None,
-        access: KeyAccess::Meta,
-        group: Group::Connection,
-        acl: &[],
-        summary: "A container for client connection commands.",
-        since: "2.4.0",
-        complexity: "Depends on subcommand.",
-        subcommands: &[
+    CommandSpec::new("client", Group::Connection, -2, client_help)
+        .doc("A container for client connection commands.", "2.4.0")
+        .subcommands(&[
             client_sub(
                 "client|getname",
                 2,
@@ -164,9 +144,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 "Resumes processing commands from paused clients.",
                 client_unpause,
             ),
-        ],
-        handler: client_help,
-    },
+        ]),
     spec(
         "echo",
         2,

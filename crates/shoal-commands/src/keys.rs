@@ -34,33 +34,8 @@ const WF: Flags = Flags::WRITE.with(Flags::FAST);
 const R: Flags = Flags::READONLY;
 const RF: Flags = Flags::READONLY.with(Flags::FAST);
 
-// One row of the family's table; a row reads best on one line, so the fields are positional here
-// and named in `CommandSpec`.
-#[allow(clippy::too_many_arguments)]
-const fn spec(
-    name: &'static str,
-    arity: i32,
-    flags: Flags,
-    keys: Keys,
-    access: KeyAccess,
-    summary: &'static str,
-    since: &'static str,
-    handler: crate::spec::Handler,
-) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        keys,
-        access,
-        group: Group::Generic,
-        acl: &[],
-        summary,
-        since,
-        complexity: "O(1)",
-        subcommands: &[],
-        handler,
-    }
+const fn generic(name: &'static str, arity: i32, handler: crate::spec::Handler) -> CommandSpec {
+    CommandSpec::new(name, Group::Generic, arity, handler)
 }
 
 const fn object_sub(
@@ -69,76 +44,121 @@ const fn object_sub(
     summary: &'static str,
     handler: crate::spec::Handler,
 ) -> CommandSpec {
-    let keys = if arity == 3 {
-        Keys::Range {
-            first: 2,
-            last: 2,
-            step: 1,
-        }
+    let spec = generic(name, arity, handler).flags(R).doc(summary, "2.2.3");
+    if arity == 3 {
+        spec.keys(
+            Keys::Range {
+                first: 2,
+                last: 2,
+                step: 1,
+            },
+            KeyAccess::Meta,
+        )
     } else {
-        Keys::None
-    };
-    CommandSpec {
-        name,
-        arity,
-        flags: R,
-        keys,
-        access: KeyAccess::Meta,
-        group: Group::Generic,
-        acl: &[],
-        summary,
-        since: "2.2.3",
-        complexity: "O(1)",
-        subcommands: &[],
-        handler,
+        spec
     }
 }
 
 /// The generic family.
 pub(crate) const COMMANDS: &[CommandSpec] = &[
-    spec("copy", -3, W.with(Flags::DENYOOM), TWO, KeyAccess::Overwrite, "Copies the value of a key to a new key.", "6.2.0", copy),
-    spec("del", -2, W, ALL, KeyAccess::Remove, "Deletes one or more keys.", "1.0.0", del),
-    spec("delex", -2, WF, ONE, KeyAccess::Remove, "Deletes a key, optionally only if its value matches a condition.", "8.4.0", delex),
-    spec("delifeq", 3, WF, ONE, KeyAccess::Remove, "Deletes a key only if its value equals the given value.", "9.0.0", delifeq),
-    spec("exists", -2, RF, ALL, KeyAccess::Meta, "Determines whether one or more keys exist.", "1.0.0", exists),
-    spec("expire", -3, WF, ONE, KeyAccess::ReadWrite, "Sets the expiration time of a key in seconds.", "1.0.0", expire),
-    spec("expireat", -3, WF, ONE, KeyAccess::ReadWrite, "Sets the expiration time of a key to a Unix timestamp.", "1.2.0", expireat),
-    spec("expiretime", 2, RF, ONE, KeyAccess::Meta, "Returns the expiration time of a key as a Unix timestamp.", "7.0.0", expiretime),
-    spec("keys", 2, R, Keys::None, KeyAccess::Read, "Returns all key names that match a pattern.", "1.0.0", keys),
-    spec("move", 3, WF, ONE, KeyAccess::ReadWrite, "Moves a key to another database.", "1.0.0", move_),
-    CommandSpec {
-        name: "object",
-        arity: -2,
-        flags: Flags(0),
-        keys: Keys::None,
-        access: KeyAccess::Meta,
-        group: Group::Generic,
-        acl: &[],
-        summary: "A container for object introspection commands.",
-        since: "2.2.3",
-        complexity: "Depends on subcommand.",
-        subcommands: &[
+    generic("copy", -3, copy)
+        .flags(W.with(Flags::DENYOOM))
+        .keys(TWO, KeyAccess::Overwrite)
+        .doc("Copies the value of a key to a new key.", "6.2.0"),
+    generic("del", -2, del)
+        .flags(W)
+        .keys(ALL, KeyAccess::Remove)
+        .doc("Deletes one or more keys.", "1.0.0"),
+    generic("delex", -2, delex)
+        .flags(WF)
+        .keys(ONE, KeyAccess::Remove)
+        .doc("Deletes a key, optionally only if its value matches a condition.", "8.4.0"),
+    generic("delifeq", 3, delifeq)
+        .flags(WF)
+        .keys(ONE, KeyAccess::Remove)
+        .doc("Deletes a key only if its value equals the given value.", "9.0.0"),
+    generic("exists", -2, exists)
+        .flags(RF)
+        .keys(ALL, KeyAccess::Meta)
+        .doc("Determines whether one or more keys exist.", "1.0.0"),
+    generic("expire", -3, expire)
+        .flags(WF)
+        .keys(ONE, KeyAccess::ReadWrite)
+        .doc("Sets the expiration time of a key in seconds.", "1.0.0"),
+    generic("expireat", -3, expireat)
+        .flags(WF)
+        .keys(ONE, KeyAccess::ReadWrite)
+        .doc("Sets the expiration time of a key to a Unix timestamp.", "1.2.0"),
+    generic("expiretime", 2, expiretime)
+        .flags(RF)
+        .keys(ONE, KeyAccess::Meta)
+        .doc("Returns the expiration time of a key as a Unix timestamp.", "7.0.0"),
+    generic("keys", 2, keys)
+        .flags(R)
+        .doc("Returns all key names that match a pattern.", "1.0.0"),
+    generic("move", 3, move_)
+        .flags(WF)
+        .keys(ONE, KeyAccess::ReadWrite)
+        .doc("Moves a key to another database.", "1.0.0"),
+    generic("object", -2, object_help)
+        .doc("A container for object introspection commands.", "2.2.3")
+        .subcommands(&[
             object_sub("object|encoding", 3, "Returns the internal encoding of a Redis object.", object_encoding),
             object_sub("object|freq", 3, "Returns the logarithmic access frequency counter of a Redis object.", object_freq),
             object_sub("object|help", 2, "Returns helpful text about the different subcommands.", object_help),
             object_sub("object|idletime", 3, "Returns the time since the last access to a Redis object.", object_idletime),
             object_sub("object|refcount", 3, "Returns the reference count of a value of a key.", object_refcount),
-        ],
-        handler: object_help,
-    },
-    spec("persist", 2, WF, ONE, KeyAccess::ReadWrite, "Removes the expiration time of a key.", "2.2.0", persist),
-    spec("pexpire", -3, WF, ONE, KeyAccess::ReadWrite, "Sets the expiration time of a key in milliseconds.", "2.6.0", pexpire),
-    spec("pexpireat", -3, WF, ONE, KeyAccess::ReadWrite, "Sets the expiration time of a key to a Unix milliseconds timestamp.", "2.6.0", pexpireat),
-    spec("pexpiretime", 2, RF, ONE, KeyAccess::Meta, "Returns the expiration time of a key as a Unix milliseconds timestamp.", "7.0.0", pexpiretime),
-    spec("pttl", 2, RF, ONE, KeyAccess::Meta, "Returns the expiration time in milliseconds of a key.", "2.6.0", pttl),
-    spec("randomkey", 1, R, Keys::None, KeyAccess::Read, "Returns a random key name from the database.", "1.0.0", randomkey),
-    spec("rename", 3, W, TWO, KeyAccess::ReadWrite, "Renames a key and overwrites the destination.", "1.0.0", rename),
-    spec("renamenx", 3, WF, TWO, KeyAccess::ReadWrite, "Renames a key only when the target key name doesn't exist.", "1.0.0", renamenx),
-    spec("scan", -2, R, Keys::None, KeyAccess::Read, "Iterates over the key names in the database.", "2.8.0", scan),
-    spec("touch", -2, RF, ALL, KeyAccess::Meta, "Returns the number of existing keys out of those specified after updating the time they were last accessed.", "3.2.1", touch),
-    spec("ttl", 2, RF, ONE, KeyAccess::Meta, "Returns the expiration time in seconds of a key.", "1.0.0", ttl),
-    spec("type", 2, RF, ONE, KeyAccess::Meta, "Determines the type of value stored at a key.", "1.0.0", type_),
-    spec("unlink", -2, WF, ALL, KeyAccess::Remove, "Asynchronously deletes one or more keys.", "4.0.0", del),
+        ]),
+    generic("persist", 2, persist)
+        .flags(WF)
+        .keys(ONE, KeyAccess::ReadWrite)
+        .doc("Removes the expiration time of a key.", "2.2.0"),
+    generic("pexpire", -3, pexpire)
+        .flags(WF)
+        .keys(ONE, KeyAccess::ReadWrite)
+        .doc("Sets the expiration time of a key in milliseconds.", "2.6.0"),
+    generic("pexpireat", -3, pexpireat)
+        .flags(WF)
+        .keys(ONE, KeyAccess::ReadWrite)
+        .doc("Sets the expiration time of a key to a Unix milliseconds timestamp.", "2.6.0"),
+    generic("pexpiretime", 2, pexpiretime)
+        .flags(RF)
+        .keys(ONE, KeyAccess::Meta)
+        .doc("Returns the expiration time of a key as a Unix milliseconds timestamp.", "7.0.0"),
+    generic("pttl", 2, pttl)
+        .flags(RF)
+        .keys(ONE, KeyAccess::Meta)
+        .doc("Returns the expiration time in milliseconds of a key.", "2.6.0"),
+    generic("randomkey", 1, randomkey)
+        .flags(R)
+        .doc("Returns a random key name from the database.", "1.0.0"),
+    generic("rename", 3, rename)
+        .flags(W)
+        .keys(TWO, KeyAccess::ReadWrite)
+        .doc("Renames a key and overwrites the destination.", "1.0.0"),
+    generic("renamenx", 3, renamenx)
+        .flags(WF)
+        .keys(TWO, KeyAccess::ReadWrite)
+        .doc("Renames a key only when the target key name doesn't exist.", "1.0.0"),
+    generic("scan", -2, scan)
+        .flags(R)
+        .doc("Iterates over the key names in the database.", "2.8.0"),
+    generic("touch", -2, touch)
+        .flags(RF)
+        .keys(ALL, KeyAccess::Meta)
+        .doc("Returns the number of existing keys out of those specified after updating the time they were last accessed.", "3.2.1"),
+    generic("ttl", 2, ttl)
+        .flags(RF)
+        .keys(ONE, KeyAccess::Meta)
+        .doc("Returns the expiration time in seconds of a key.", "1.0.0"),
+    generic("type", 2, type_)
+        .flags(RF)
+        .keys(ONE, KeyAccess::Meta)
+        .doc("Determines the type of value stored at a key.", "1.0.0"),
+    generic("unlink", -2, del)
+        .flags(WF)
+        .keys(ALL, KeyAccess::Remove)
+        .doc("Asynchronously deletes one or more keys.", "4.0.0"),
 ];
 
 // Command: DEL key [key ...]

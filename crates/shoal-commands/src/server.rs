@@ -24,20 +24,9 @@ const fn spec(
     since: &'static str,
     handler: crate::spec::Handler,
 ) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        keys: Keys::None,
-        access: KeyAccess::Meta,
-        group: Group::Server,
-        acl: &[],
-        summary,
-        since,
-        complexity: "O(1)",
-        subcommands: &[],
-        handler,
-    }
+    CommandSpec::new(name, Group::Server, arity, handler)
+        .flags(flags)
+        .doc(summary, since)
 }
 
 const fn container(
@@ -47,20 +36,9 @@ const fn container(
     subcommands: &'static [CommandSpec],
     handler: crate::spec::Handler,
 ) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity: -2,
-        flags: Flags(0),
-        keys: Keys::None,
-        access: KeyAccess::Meta,
-        group: Group::Server,
-        acl: &[],
-        summary,
-        since,
-        complexity: "Depends on subcommand.",
-        subcommands,
-        handler,
-    }
+    CommandSpec::new(name, Group::Server, -2, handler)
+        .doc(summary, since)
+        .subcommands(subcommands)
 }
 
 /// The server family.
@@ -281,24 +259,18 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 "4.0.0",
                 memory_stats,
             ),
-            CommandSpec {
-                name: "memory|usage",
-                arity: -3,
-                flags: Flags::READONLY,
-                keys: Keys::Range {
-                    first: 2,
-                    last: 2,
-                    step: 1,
-                },
-                access: KeyAccess::Meta,
-                group: Group::Server,
-                acl: &[],
-                summary: "Estimates the memory usage of a key.",
-                since: "4.0.0",
-                complexity: "O(N) where N is the number of samples.",
-                subcommands: &[],
-                handler: memory_usage,
-            },
+            CommandSpec::new("memory|usage", Group::Server, -3, memory_usage)
+                .flags(Flags::READONLY)
+                .keys(
+                    Keys::Range {
+                        first: 2,
+                        last: 2,
+                        step: 1,
+                    },
+                    KeyAccess::Meta,
+                )
+                .doc("Estimates the memory usage of a key.", "4.0.0")
+                .complexity("O(N) where N is the number of samples."),
         ],
         memory_help,
     ),

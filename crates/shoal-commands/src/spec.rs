@@ -145,7 +145,7 @@ impl Group {
 pub type Handler = fn(&mut Cx<'_>, &[Bytes]) -> CmdResult;
 
 /// Everything about one command.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct CommandSpec {
     /// Lower-case name (`get`), or `container|sub` for subcommands.
     pub name: &'static str,
@@ -166,6 +166,67 @@ pub struct CommandSpec {
 }
 
 impl CommandSpec {
+    /// A command with no flags, no keys and no documentation; the setters below fill those in,
+    /// so a family's table reads as one chained line per command.
+    pub const fn new(
+        name: &'static str,
+        group: Group,
+        arity: i32,
+        handler: Handler,
+    ) -> CommandSpec {
+        CommandSpec {
+            name,
+            arity,
+            flags: Flags(0),
+            keys: Keys::None,
+            access: KeyAccess::Meta,
+            group,
+            acl: &[],
+            summary: "",
+            since: "",
+            complexity: "O(1)",
+            subcommands: &[],
+            handler,
+        }
+    }
+
+    /// Sets the flags.
+    pub const fn flags(self, flags: Flags) -> CommandSpec {
+        CommandSpec { flags, ..self }
+    }
+
+    /// Sets where the keys are and how they are used.
+    pub const fn keys(self, keys: Keys, access: KeyAccess) -> CommandSpec {
+        CommandSpec {
+            keys,
+            access,
+            ..self
+        }
+    }
+
+    /// Sets the summary and the Redis version that introduced the command.
+    pub const fn doc(self, summary: &'static str, since: &'static str) -> CommandSpec {
+        CommandSpec {
+            summary,
+            since,
+            ..self
+        }
+    }
+
+    /// Sets the complexity `COMMAND DOCS` reports.
+    pub const fn complexity(self, complexity: &'static str) -> CommandSpec {
+        CommandSpec { complexity, ..self }
+    }
+
+    /// Makes this a container of subcommands.
+    pub const fn subcommands(self, subcommands: &'static [CommandSpec]) -> CommandSpec {
+        CommandSpec {
+            subcommands,
+            complexity: "Depends on subcommand.",
+            ..self
+        }
+    }
+
     /// True when `argc` (name included) satisfies the arity.
     pub fn arity_ok(&self, argc: usize) -> bool {
         let argc = argc as i64;

@@ -23,59 +23,100 @@ const ONE: Keys = Keys::Range {
     step: 1,
 };
 
-// One row of the family's table; a row reads best on one line, so the fields are positional here
-// and named in `CommandSpec`.
-#[allow(clippy::too_many_arguments)]
-const fn spec(
-    name: &'static str,
-    arity: i32,
-    flags: Flags,
-    keys: Keys,
-    access: KeyAccess,
-    summary: &'static str,
-    since: &'static str,
-    handler: crate::spec::Handler,
-) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        keys,
-        access,
-        group: Group::String,
-        acl: &[],
-        summary,
-        since,
-        complexity: "O(1)",
-        subcommands: &[],
-        handler,
-    }
+const fn string(name: &'static str, arity: i32, handler: crate::spec::Handler) -> CommandSpec {
+    CommandSpec::new(name, Group::String, arity, handler)
 }
 
 /// The string family.
 pub(crate) const COMMANDS: &[CommandSpec] = &[
-    spec("append", 3, WF, ONE, KeyAccess::ReadWrite, "Appends a string to the value of a key. Creates the key if it doesn't exist.", "2.0.0", append),
-    spec("decr", 2, WF, ONE, KeyAccess::ReadWrite, "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", "1.0.0", decr),
-    spec("decrby", 3, WF, ONE, KeyAccess::ReadWrite, "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", "1.0.0", decrby),
-    spec("get", 2, RF, ONE, KeyAccess::Read, "Returns the string value of a key.", "1.0.0", get),
-    spec("getdel", 2, WF, ONE, KeyAccess::Remove, "Returns the string value of a key after deleting the key.", "6.2.0", getdel),
-    spec("getex", -2, WF, ONE, KeyAccess::ReadWrite, "Returns the string value of a key after setting its expiration time.", "6.2.0", getex),
-    spec("getrange", 4, R, ONE, KeyAccess::Read, "Returns a substring of the string stored at a key.", "2.4.0", getrange),
-    spec("getset", 3, WF, ONE, KeyAccess::ReadWrite, "Returns the previous string value of a key after setting it to a new value.", "1.0.0", getset),
-    spec("incr", 2, WF, ONE, KeyAccess::ReadWrite, "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", "1.0.0", incr),
-    spec("incrby", 3, WF, ONE, KeyAccess::ReadWrite, "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", "1.0.0", incrby),
-    spec("incrbyfloat", 3, WF, ONE, KeyAccess::ReadWrite, "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", "2.6.0", incrbyfloat),
-    spec("lcs", -3, R, Keys::Range { first: 1, last: 2, step: 1 }, KeyAccess::Read, "Finds the longest common substring.", "7.0.0", lcs),
-    spec("mget", -2, RF, Keys::Range { first: 1, last: -1, step: 1 }, KeyAccess::Read, "Atomically returns the string values of one or more keys.", "1.0.0", mget),
-    spec("mset", -3, W, Keys::Range { first: 1, last: -1, step: 2 }, KeyAccess::Overwrite, "Atomically creates or modifies the string values of one or more keys.", "1.0.1", mset),
-    spec("msetnx", -3, W, Keys::Range { first: 1, last: -1, step: 2 }, KeyAccess::Overwrite, "Atomically modifies the string values of one or more keys only when all keys don't exist.", "1.0.1", msetnx),
-    spec("psetex", 4, W, ONE, KeyAccess::Overwrite, "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", "2.6.0", psetex),
-    spec("set", -3, W, ONE, KeyAccess::Overwrite, "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", "1.0.0", set),
-    spec("setex", 4, W, ONE, KeyAccess::Overwrite, "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", "2.0.0", setex),
-    spec("setnx", 3, WF, ONE, KeyAccess::Overwrite, "Set the string value of a key only when the key doesn't exist.", "1.0.0", setnx),
-    spec("setrange", 4, W, ONE, KeyAccess::ReadWrite, "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", "2.2.0", setrange),
-    spec("strlen", 2, RF, ONE, KeyAccess::Read, "Returns the length of a string value.", "2.2.0", strlen),
-    spec("substr", 4, R, ONE, KeyAccess::Read, "Returns a substring from string stored at a key.", "1.0.0", getrange),
+    string("append", 3, append)
+        .flags(WF)
+        .keys(ONE, KeyAccess::ReadWrite)
+        .doc("Appends a string to the value of a key. Creates the key if it doesn't exist.", "2.0.0"),
+    string("decr", 2, decr)
+        .flags(WF)
+        .keys(ONE, KeyAccess::ReadWrite)
+        .doc("Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", "1.0.0"),
+    string("decrby", 3, decrby)
+        .flags(WF)
+        .keys(ONE, KeyAccess::ReadWrite)
+        .doc("Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", "1.0.0"),
+    string("get", 2, get)
+        .flags(RF)
+        .keys(ONE, KeyAccess::Read)
+        .doc("Returns the string value of a key.", "1.0.0"),
+    string("getdel", 2, getdel)
+        .flags(WF)
+        .keys(ONE, KeyAccess::Remove)
+        .doc("Returns the string value of a key after deleting the key.", "6.2.0"),
+    string("getex", -2, getex)
+        .flags(WF)
+        .keys(ONE, KeyAccess::ReadWrite)
+        .doc("Returns the string value of a key after setting its expiration time.", "6.2.0"),
+    string("getrange", 4, getrange)
+        .flags(R)
+        .keys(ONE, KeyAccess::Read)
+        .doc("Returns a substring of the string stored at a key.", "2.4.0"),
+    string("getset", 3, getset)
+        .flags(WF)
+        .keys(ONE, KeyAccess::ReadWrite)
+        .doc("Returns the previous string value of a key after setting it to a new value.", "1.0.0"),
+    string("incr", 2, incr)
+        .flags(WF)
+        .keys(ONE, KeyAccess::ReadWrite)
+        .doc("Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", "1.0.0"),
+    string("incrby", 3, incrby)
+        .flags(WF)
+        .keys(ONE, KeyAccess::ReadWrite)
+        .doc("Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", "1.0.0"),
+    string("incrbyfloat", 3, incrbyfloat)
+        .flags(WF)
+        .keys(ONE, KeyAccess::ReadWrite)
+        .doc("Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", "2.6.0"),
+    string("lcs", -3, lcs)
+        .flags(R)
+        .keys(Keys::Range { first: 1, last: 2, step: 1 }, KeyAccess::Read)
+        .doc("Finds the longest common substring.", "7.0.0"),
+    string("mget", -2, mget)
+        .flags(RF)
+        .keys(Keys::Range { first: 1, last: -1, step: 1 }, KeyAccess::Read)
+        .doc("Atomically returns the string values of one or more keys.", "1.0.0"),
+    string("mset", -3, mset)
+        .flags(W)
+        .keys(Keys::Range { first: 1, last: -1, step: 2 }, KeyAccess::Overwrite)
+        .doc("Atomically creates or modifies the string values of one or more keys.", "1.0.1"),
+    string("msetnx", -3, msetnx)
+        .flags(W)
+        .keys(Keys::Range { first: 1, last: -1, step: 2 }, KeyAccess::Overwrite)
+        .doc("Atomically modifies the string values of one or more keys only when all keys don't exist.", "1.0.1"),
+    string("psetex", 4, psetex)
+        .flags(W)
+        .keys(ONE, KeyAccess::Overwrite)
+        .doc("Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", "2.6.0"),
+    string("set", -3, set)
+        .flags(W)
+        .keys(ONE, KeyAccess::Overwrite)
+        .doc("Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", "1.0.0"),
+    string("setex", 4, setex)
+        .flags(W)
+        .keys(ONE, KeyAccess::Overwrite)
+        .doc("Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", "2.0.0"),
+    string("setnx", 3, setnx)
+        .flags(WF)
+        .keys(ONE, KeyAccess::Overwrite)
+        .doc("Set the string value of a key only when the key doesn't exist.", "1.0.0"),
+    string("setrange", 4, setrange)
+        .flags(W)
+        .keys(ONE, KeyAccess::ReadWrite)
+        .doc("Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", "2.2.0"),
+    string("strlen", 2, strlen)
+        .flags(RF)
+        .keys(ONE, KeyAccess::Read)
+        .doc("Returns the length of a string value.", "2.2.0"),
+    string("substr", 4, getrange)
+        .flags(R)
+        .keys(ONE, KeyAccess::Read)
+        .doc("Returns a substring from string stored at a key.", "1.0.0"),
 ];
 
 // Command: GET key

@@ -317,7 +317,7 @@ fn hello(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         cx.client.authenticated = true;
     }
     if !cx.client.authenticated {
-        return Err(CommandError::Other("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into()));
+        return Err(CommandError::Other("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into()));
     }
     if let Some(n) = name {
         cx.client.name = if n.is_empty() { None } else { Some(n) };
@@ -572,7 +572,7 @@ fn client_pause(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         None => true,
         Some(m) if is(m, "ALL") => true,
         Some(m) if is(m, "WRITE") => false,
-        Some(_) => return Err(CommandError::Syntax),
+        Some(_) => return Err(CommandError::err("CLIENT PAUSE mode must be WRITE or ALL")),
     };
     if a.len() > 4 {
         return Err(CommandError::Syntax);

@@ -26,10 +26,7 @@ pub struct Executed {
 }
 
 /// Resolves `args` to a command or subcommand spec, checking arity.
-pub fn resolve(
-    table: &CommandTable,
-    args: &[Bytes],
-) -> Result<&'static CommandSpec, (Option<&'static CommandSpec>, CommandError)> {
+pub fn resolve(table: &CommandTable, args: &[Bytes]) -> Resolved {
     let Some(name) = args.first() else {
         return Err((None, CommandError::err("empty command")));
     };
@@ -102,6 +99,37 @@ pub fn execute(
     now_us: u64,
     collect_events: bool,
 ) -> Executed {
+    let resolved = resolve(table, args);
+    execute_resolved(
+        resolved,
+        table,
+        ks,
+        server,
+        client,
+        args,
+        now,
+        now_us,
+        collect_events,
+    )
+}
+
+/// The outcome of [`resolve`].
+pub type Resolved = Result<&'static CommandSpec, (Option<&'static CommandSpec>, CommandError)>;
+
+/// Runs a command already resolved with [`resolve`] (the connection resolves early to show the
+/// command in `CLIENT LIST` and to hold writes during `CLIENT PAUSE WRITE`).
+#[allow(clippy::too_many_arguments)]
+pub fn execute_resolved(
+    resolved: Resolved,
+    table: &CommandTable,
+    ks: &Keyspace,
+    server: &dyn ServerOps,
+    client: &mut ClientState,
+    args: &[Bytes],
+    now: u64,
+    now_us: u64,
+    collect_events: bool,
+) -> Executed {
     let reject = |spec, err: CommandError| Executed {
         reply: err.to_frame(),
         spec,
@@ -109,7 +137,7 @@ pub fn execute(
         rejected: true,
         journal: Journal::default(),
     };
-    let spec = match resolve(table, args) {
+    let spec = match resolved {
         Ok(s) => s,
         Err((spec, e)) => return reject(spec, e),
     };

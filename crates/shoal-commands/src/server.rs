@@ -68,7 +68,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 ),
                 spec(
                     "command|getkeys",
-                    -3,
+                    -4,
                     Flags::LOADING.with(Flags::STALE),
                     "Extracts the key names from an arbitrary command.",
                     "2.8.13",
@@ -76,7 +76,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 ),
                 spec(
                     "command|getkeysandflags",
-                    -3,
+                    -4,
                     Flags::LOADING.with(Flags::STALE),
                     "Extracts the key names and access flags for an arbitrary command.",
                     "7.0.0",
@@ -437,7 +437,7 @@ fn config_get(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
 // Command: CONFIG SET parameter value [parameter value ...]
 fn config_set(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     if !a.len().is_multiple_of(2) {
-        return Err(CommandError::WrongArity("config|set".into()));
+        return Err(CommandError::Syntax);
     }
     let pairs: Vec<(Bytes, Bytes)> = a[2..]
         .chunks_exact(2)
@@ -560,7 +560,11 @@ fn command_info_frame(s: &'static CommandSpec) -> Frame {
         Keys::None => Vec::new(),
         Keys::Range { first, last, step } => {
             let lastkey = if last < 0 { last } else { last - first };
-            vec![Frame::Map(vec![
+            let mut spec = Vec::new();
+            if let Some(notes) = s.access.notes() {
+                spec.push((Frame::bulk("notes"), Frame::bulk(notes)));
+            }
+            spec.extend([
                 (
                     Frame::bulk("flags"),
                     status_set(s.access.flags().iter().map(|f| f.to_string())),
@@ -589,7 +593,8 @@ fn command_info_frame(s: &'static CommandSpec) -> Frame {
                         ),
                     ]),
                 ),
-            ])]
+            ]);
+            vec![Frame::Map(spec)]
         }
     };
     Frame::Array(vec![
@@ -670,7 +675,7 @@ fn command_info(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     Ok(Frame::Array(
         a[2..]
             .iter()
-            .map(|n| find(cx, n).map_or(Frame::NullArray, command_info_frame))
+            .map(|n| find(cx, n).map_or(Frame::Null, command_info_frame))
             .collect(),
     ))
 }
@@ -756,7 +761,7 @@ fn command_getkeysandflags(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
             .map(|k| {
                 Frame::Array(vec![
                     Frame::Bulk(k),
-                    status_set(spec.access.flags().iter().map(|f| f.to_string())),
+                    status_set(spec.access.flags_for(&a[2..]).iter().map(|f| f.to_string())),
                 ])
             })
             .collect(),

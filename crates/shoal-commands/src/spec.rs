@@ -105,17 +105,43 @@ pub enum KeyAccess {
     Remove,
     /// Inspects metadata only (`RO`).
     Meta,
+    /// Overwrites, or reads too when an optional argument asks for the old value (`SET ... GET`):
+    /// `RW ACCESS UPDATE VARIABLE_FLAGS`.
+    OverwriteOrRead,
 }
 
 impl KeyAccess {
     /// The key-spec flags `COMMAND INFO` lists.
     pub fn flags(self) -> &'static [&'static str] {
         match self {
-            KeyAccess::Read => &["RO", "ACCESS"],
-            KeyAccess::Overwrite => &["OW", "UPDATE"],
-            KeyAccess::ReadWrite => &["RW", "ACCESS", "UPDATE"],
-            KeyAccess::Remove => &["RM", "DELETE"],
+            KeyAccess::Read => &["RO", "access"],
+            KeyAccess::Overwrite => &["OW", "update"],
+            KeyAccess::ReadWrite => &["RW", "access", "update"],
+            KeyAccess::Remove => &["RM", "delete"],
             KeyAccess::Meta => &["RO"],
+            KeyAccess::OverwriteOrRead => &["RW", "access", "update", "variable_flags"],
+        }
+    }
+
+    /// The key-spec note `COMMAND INFO` shows, if any.
+    pub fn notes(self) -> Option<&'static str> {
+        match self {
+            KeyAccess::OverwriteOrRead => Some("RW and ACCESS due to the optional `GET` argument"),
+            _ => None,
+        }
+    }
+
+    /// The flags of the keys of one concrete invocation (`COMMAND GETKEYSANDFLAGS`): variable
+    /// flags are resolved by looking for the `GET` argument.
+    pub fn flags_for(self, args: &[bytes::Bytes]) -> &'static [&'static str] {
+        match self {
+            KeyAccess::OverwriteOrRead
+                if args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"GET")) =>
+            {
+                &["RW", "access", "update"]
+            }
+            KeyAccess::OverwriteOrRead => &["OW", "update"],
+            other => other.flags(),
         }
     }
 }
@@ -238,40 +264,60 @@ impl CommandSpec {
         }
     }
 
-    /// The ACL categories, implied ones included, as `COMMAND INFO` lists them.
+    /// The ACL categories, implied ones included, in Redis's category order (which is how
+    /// `COMMAND INFO` lists them).
     pub fn acl_categories(&self) -> Vec<String> {
-        let mut cats: Vec<String> = Vec::new();
-        let mut push = |c: &str| {
-            let c = format!("@{c}");
-            if !cats.contains(&c) {
-                cats.push(c);
-            }
-        };
+        const ORDER: &[&str] = &[
+            "keyspace",
+            "read",
+            "write",
+            "set",
+            "sortedset",
+            "list",
+            "hash",
+            "string",
+            "bitmap",
+            "hyperloglog",
+            "geo",
+            "stream",
+            "pubsub",
+            "admin",
+            "fast",
+            "slow",
+            "blocking",
+            "dangerous",
+            "connection",
+            "transaction",
+            "scripting",
+        ];
+        let mut cats: Vec<&str> = self.acl.to_vec();
         if self.flags.has(Flags::WRITE) {
-            push("write");
+            cats.push("write");
         }
         if self.flags.has(Flags::READONLY) {
-            push("read");
+            cats.push("read");
         }
         if self.flags.has(Flags::ADMIN) {
-            push("admin");
-            push("dangerous");
+            cats.extend(["admin", "dangerous"]);
         }
-        for c in self.acl {
-            push(c);
+        if self.flags.has(Flags::BLOCKING) {
+            cats.push("blocking");
         }
-        if self.flags.has(Flags::FAST) {
-            push("fast");
+        cats.push(if self.flags.has(Flags::FAST) {
+            "fast"
         } else {
-            push("slow");
-        }
+            "slow"
+        });
         match self.group {
-            Group::String => push("string"),
-            Group::Generic => push("keyspace"),
-            Group::Connection => push("connection"),
+            Group::String => cats.push("string"),
+            Group::Generic => cats.push("keyspace"),
+            Group::Connection => cats.push("connection"),
             Group::Server => {}
         }
-        cats
+        let rank = |c: &str| ORDER.iter().position(|o| *o == c).unwrap_or(ORDER.len());
+        cats.sort_by_key(|c| rank(c));
+        cats.dedup();
+        cats.into_iter().map(|c| format!("@{c}")).collect()
     }
 
     /// The positions of the key arguments in `args` (name at 0).

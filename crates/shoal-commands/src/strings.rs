@@ -95,7 +95,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .doc("Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", "2.6.0"),
     string("set", -3, set)
         .flags(W)
-        .keys(ONE, KeyAccess::Overwrite)
+        .keys(ONE, KeyAccess::OverwriteOrRead)
         .doc("Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", "1.0.0"),
     string("setex", 4, setex)
         .flags(W)

@@ -62,6 +62,25 @@ pub struct ClientInfo {
     pub kill_notify: Notify,
     /// Bytes waiting in the query buffer and the output buffer, for `qbuf=`/`omem=`.
     pub qbuf: AtomicUsize,
+    /// True while the client waits (`CLIENT PAUSE`), for `flags=b` and `blocked_clients`.
+    pub blocked: AtomicBool,
+}
+
+impl ClientInfo {
+    /// `flags=` in `CLIENT LIST`: `b` blocked, `U` Unix socket, `N` none.
+    pub fn flags(&self) -> String {
+        let mut f = String::new();
+        if self.blocked.load(Ordering::Relaxed) {
+            f.push('b');
+        }
+        if matches!(self.peer, Peer::Unix { .. }) {
+            f.push('U');
+        }
+        if f.is_empty() {
+            f.push('N');
+        }
+        f
+    }
 }
 
 /// Rarely changing text fields.
@@ -150,7 +169,7 @@ impl Clients {
         let idle_ms =
             (age.as_millis() as u64).saturating_sub(c.last_active_ms.load(Ordering::Relaxed));
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
             c.id,
             c.peer.addr(),
             c.peer.laddr(),
@@ -158,6 +177,7 @@ impl Clients {
             d.name.as_deref().unwrap_or(""),
             age.as_secs(),
             idle_ms / 1000,
+            c.flags(),
             c.db.load(Ordering::Relaxed),
             c.qbuf.load(Ordering::Relaxed),
             if d.last_cmd.is_empty() { "NULL" } else { d.last_cmd },

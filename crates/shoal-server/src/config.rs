@@ -22,6 +22,10 @@ pub enum Kind {
         max: u64,
     },
     Enum(&'static [&'static str]),
+    /// A number written in octal (file permissions), at most `max`.
+    Octal {
+        max: u32,
+    },
     Str,
     /// `save`: pairs of `<seconds> <changes>`, or empty.
     SavePairs,
@@ -85,7 +89,7 @@ pub const PARAMS: &[Param] = &[
     ),
     p(
         "unixsocketperm",
-        Kind::Int { min: 0, max: 0o777 },
+        Kind::Octal { max: 0o777 },
         "0",
         false,
         "Permissions of the Unix socket, in octal (0: leave the default).",
@@ -196,7 +200,10 @@ pub const PARAMS: &[Param] = &[
     ),
     p(
         "maxmemory-samples",
-        Kind::Int { min: 1, max: 64 },
+        Kind::Int {
+            min: 1,
+            max: MAX_I32,
+        },
         "5",
         true,
         "Keys sampled per eviction round.",
@@ -428,6 +435,14 @@ pub fn canonical(p: &Param, args: &[String]) -> Result<String, String> {
                     values.join(", ")
                 ))
             }
+        }
+        Kind::Octal { max } => {
+            let v = u32::from_str_radix(one()?, 8)
+                .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            if v > max {
+                return Err(format!("argument must be between 0 and {max:o} inclusive"));
+            }
+            Ok(format!("{v:o}"))
         }
         Kind::Str => Ok(one()?.clone()),
         Kind::SavePairs => {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use shoal_commands::{execute, Action, ClientState, Flags, ReplyMode};
+use shoal_commands::{execute_resolved, resolve, Action, ClientState, Flags, ReplyMode};
 use shoal_resp::{encode, Frame, RequestParser};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -146,18 +146,26 @@ where
 }
 
 /// Waits while `CLIENT PAUSE` holds this command back.
-async fn wait_if_paused(shared: &Shared, is_write: bool) {
+/// While held it counts as blocked (`blocked_clients`, `flags=b`), as in Redis.
+async fn wait_if_paused(shared: &Shared, info: &ClientInfo, is_write: bool) {
+    let mut blocked = false;
     loop {
         let until = shared.pause_until.load(Ordering::Relaxed);
-        if until == 0 {
-            return;
-        }
         let now = shared.now_ms();
-        if until <= now || !(is_write || shared.pause_all.load(Ordering::Relaxed)) {
-            return;
+        if until == 0 || until <= now || !(is_write || shared.pause_all.load(Ordering::Relaxed)) {
+            break;
+        }
+        if !blocked {
+            blocked = true;
+            info.blocked.store(true, Ordering::Relaxed);
+            shared.blocked_clients.fetch_add(1, Ordering::Relaxed);
         }
         let notified = shared.unpaused.notified();
         let _ = tokio::time::timeout(Duration::from_millis(until - now), notified).await;
+    }
+    if blocked {
+        shared.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+        info.blocked.store(false, Ordering::Relaxed);
     }
 }
 
@@ -169,16 +177,23 @@ async fn run_command(
     output: &mut BytesMut,
     last_cmd: &mut &'static str,
 ) -> Step {
+    // Resolve first so CLIENT LIST shows the command being run, and CLIENT PAUSE WRITE can tell
+    // writes apart; the dispatcher reuses the result.
+    let resolved = resolve(&shared.table, args);
+    if let Ok(spec) = resolved {
+        if !std::ptr::eq(spec.name, *last_cmd) {
+            *last_cmd = spec.name;
+            info.details.lock().last_cmd = spec.name;
+        }
+    }
     if shared.pause_until.load(Ordering::Relaxed) != 0 {
-        let is_write = args
-            .first()
-            .and_then(|n| shared.table.get(n))
-            .is_some_and(|s| s.flags.has(Flags::WRITE));
-        wait_if_paused(shared, is_write).await;
+        let is_write = resolved.as_ref().is_ok_and(|s| s.flags.has(Flags::WRITE));
+        wait_if_paused(shared, info, is_write).await;
     }
     let started = Instant::now();
     let now_us = shared.clock.now_us();
-    let ex = execute(
+    let ex = execute_resolved(
+        resolved,
         &shared.table,
         &shared.ks,
         shared.as_ref(),
@@ -196,14 +211,9 @@ async fn run_command(
     shared.stats.dirty(ex.journal.dirty);
     info.last_active_ms
         .store(info.created.elapsed().as_millis() as u64, Ordering::Relaxed);
-    if let Some(spec) = ex.spec {
-        if !std::ptr::eq(spec.name, *last_cmd) {
-            *last_cmd = spec.name;
-            info.details.lock().last_cmd = spec.name;
-        }
-    }
 
-    if let Some(Action::Shutdown(opts)) = client.action.take() {
+    let action = client.action.take();
+    if let Some(Action::Shutdown(opts)) = action {
         tracing::info!(?opts, "user requested shutdown");
         shared.request_shutdown();
         return Step::Close(End::Shutdown);
@@ -226,7 +236,7 @@ async fn run_command(
     if client.close_after_reply {
         return Step::Close(End::Quit);
     }
-    match client.action.take() {
+    match action {
         Some(Action::Sleep(d)) => Step::Sleep(d),
         _ => Step::Continue,
     }

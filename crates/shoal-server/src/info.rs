@@ -204,7 +204,11 @@ fn section(s: &Shared, name: &str, out: &mut String) {
             line(out, "maxclients", cfg.int("maxclients"));
             line(out, "client_recent_max_input_buffer", 0);
             line(out, "client_recent_max_output_buffer", 0);
-            line(out, "blocked_clients", 0);
+            line(
+                out,
+                "blocked_clients",
+                s.blocked_clients.load(Ordering::Relaxed),
+            );
             line(out, "tracking_clients", 0);
             line(out, "clients_in_timeout_table", 0);
         }

@@ -122,6 +122,9 @@ fn main() {
 }
 
 async fn run(cfg: Config, workers: usize) -> i32 {
+    // Signal handlers go in before anything is bound or written, so a SIGTERM that arrives during
+    // start-up still shuts down cleanly (pid file and socket removed) instead of killing us.
+    let signals = Signals::install();
     let pidfile = cfg.get("pidfile").to_string();
     let shared = Shared::new(cfg, Box::new(SystemClock));
     let (tcp, unix) = match server::bind(&shared).await {
@@ -167,7 +170,7 @@ async fn run(cfg: Config, workers: usize) -> i32 {
         listening = %addrs.join(" "),
         "Shoal ready to accept connections"
     );
-    wait_for_shutdown(&shared).await;
+    wait_for_shutdown(&shared, signals).await;
     tracing::info!("shutting down");
     if let Some(h) = cron {
         let _ = tokio::task::spawn_blocking(move || h.join()).await;
@@ -182,14 +185,27 @@ async fn run(cfg: Config, workers: usize) -> i32 {
     0
 }
 
+/// SIGTERM and SIGINT listeners.
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals {
+            term: signal(SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
+        }
+    }
+}
+
 /// Returns when SIGTERM or SIGINT arrives or `SHUTDOWN` is called, and tells every task to stop.
-async fn wait_for_shutdown(shared: &Arc<Shared>) {
-    use tokio::signal::unix::{signal, SignalKind};
+async fn wait_for_shutdown(shared: &Arc<Shared>, signals: Signals) {
     let mut rx = shared.shutdown.subscribe();
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut term), Ok(mut int)) => {
+    match (signals.term, signals.int) {
+        (Some(mut term), Some(mut int)) => {
             tokio::select! {
                 _ = term.recv() => tracing::info!("received SIGTERM, scheduling shutdown"),
                 _ = int.recv() => tracing::info!("received SIGINT, scheduling shutdown"),

@@ -14,7 +14,7 @@ use crate::connection;
 use crate::shared::Shared;
 
 const MAXCLIENTS_ERR: &[u8] = b"-ERR max number of clients reached\r\n";
-const DENIED_ERR: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+const DENIED_ERR: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
 
 /// A start-up failure.
 #[derive(Debug)]
@@ -63,11 +63,10 @@ pub async fn bind(
             let _ = std::fs::remove_file(path);
             let l = UnixListener::bind(path)
                 .map_err(|e| StartError(format!("Failed opening Unix socket {path}: {e}")))?;
-            let perm = cfg.int("unixsocketperm");
+            let perm = u32::from_str_radix(cfg.get("unixsocketperm"), 8).unwrap_or(0);
             if perm != 0 {
                 use std::os::unix::fs::PermissionsExt;
-                let _ =
-                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(perm as u32));
+                let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(perm));
             }
             Some((l, path.to_string()))
         }
@@ -110,6 +109,7 @@ fn register(shared: &Shared, peer: Peer, fd: i32) -> Arc<ClientInfo> {
         killed: Default::default(),
         kill_notify: tokio::sync::Notify::new(),
         qbuf: Default::default(),
+        blocked: Default::default(),
     });
     shared.clients.add(info.clone());
     info

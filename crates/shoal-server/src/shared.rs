@@ -70,6 +70,8 @@ pub struct Shared {
     pub pause_until: AtomicU64,
     pub pause_all: AtomicBool,
     pub unpaused: Notify,
+    /// Clients currently held by `CLIENT PAUSE`.
+    pub blocked_clients: std::sync::atomic::AtomicUsize,
     /// Set to true to stop the server; every listener and connection watches it.
     pub shutdown: watch::Sender<bool>,
     pub expired_stale_perc: AtomicU64,
@@ -125,6 +127,7 @@ impl Shared {
             started: Instant::now(),
             pause_until: AtomicU64::new(0),
             pause_all: AtomicBool::new(false),
+            blocked_clients: Default::default(),
             unpaused: Notify::new(),
             shutdown,
             expired_stale_perc: AtomicU64::new(0),
@@ -210,31 +213,42 @@ impl ServerOps for Shared {
 
     fn config_get(&self, patterns: &[Bytes]) -> Vec<(String, String)> {
         let c = self.config.read();
-        c.iter()
-            .filter(|(name, _)| {
-                patterns.iter().any(|p| {
-                    p.as_ref() == b"*" || shoal_storage::glob_match(p, name.as_bytes(), true)
-                })
-            })
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect()
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for pat in patterns {
+            let text = String::from_utf8_lossy(pat).into_owned();
+            if !text.contains(['*', '?', '[']) {
+                // A plain name is looked up directly and echoed as the client wrote it, as Redis
+                // does.
+                if let Some(p) = config::param(&text) {
+                    if seen.insert(p.name) {
+                        out.push((text, c.get(p.name).to_string()));
+                    }
+                }
+                continue;
+            }
+            for (name, value) in c.iter() {
+                if shoal_storage::glob_match(pat, name.as_bytes(), true) && seen.insert(name) {
+                    out.push((name.to_string(), value.to_string()));
+                }
+            }
+        }
+        out
     }
 
     fn config_set(&self, pairs: &[(Bytes, Bytes)]) -> Result<(), CommandError> {
         let mut next = self.config.read().clone();
         let mut seen = std::collections::HashSet::new();
         for (k, v) in pairs {
-            let name = String::from_utf8_lossy(k).to_ascii_lowercase();
-            let Some(p) = config::param(&name) else {
+            // Errors name the parameter as the client wrote it, as Redis's do.
+            let given = String::from_utf8_lossy(k).into_owned();
+            let Some(p) = config::param(&given) else {
                 return Err(CommandError::err(format!(
-                    "Unknown option or number of arguments for CONFIG SET - '{name}'"
+                    "Unknown option or number of arguments for CONFIG SET - '{given}'"
                 )));
             };
             if !seen.insert(p.name) {
-                return Err(config_error(p.name, "duplicate parameter"));
-            }
-            if !p.mutable {
-                return Err(config_error(p.name, "can't set immutable config"));
+                return Err(config_error(&given, "duplicate parameter"));
             }
             let value = String::from_utf8_lossy(v).into_owned();
             let words = match p.kind {
@@ -243,8 +257,12 @@ impl ServerOps for Shared {
                 }
                 _ => vec![value],
             };
+            // The value is checked before mutability, so a bad value is reported as such.
             next.set(p.name, &words)
-                .map_err(|e| config_error(p.name, &e))?;
+                .map_err(|e| config_error(&given, &e))?;
+            if !p.mutable {
+                return Err(config_error(&given, "can't set immutable config"));
+            }
         }
         self.apply_all(&next);
         tracing::info!(changes = pairs.len(), "configuration changed by CONFIG SET");

@@ -181,7 +181,10 @@ impl ServerProcess {
                     ));
                 }
             }
-            if ping(self.addr()).is_ok() {
+            // A PING answer alone is not proof: when two tests draw the same free port, the
+            // loser's PING reaches the winner's server. The server must also be ours: its log
+            // says it is ready, or its INFO names our child's pid.
+            if ping(self.addr()).is_ok() && self.answering_is_ours() {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -197,6 +200,21 @@ impl ServerProcess {
             }
             std::thread::sleep(POLL_INTERVAL);
         }
+    }
+
+    /// True when the server answering on our port is the process we started.
+    fn answering_is_ours(&self) -> bool {
+        if self
+            .log()
+            .to_ascii_lowercase()
+            .contains("ready to accept connections")
+        {
+            return true;
+        }
+        let Some(pid) = self.child.as_ref().map(|c| c.id()) else {
+            return false;
+        };
+        info_pid(self.addr()).is_some_and(|p| p == pid)
     }
 
     /// Which server this is.
@@ -309,6 +327,27 @@ pub fn make_temp_dir(prefix: &str) -> io::Result<PathBuf> {
     ));
     fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// The `process_id` the server at `addr` reports in `INFO server`, if it answers.
+fn info_pid(addr: SocketAddr) -> Option<u32> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .ok()?;
+    stream.write_all(b"INFO server\r\n").ok()?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("process_id:") || !got.ends_with(b"\r\n") {
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 || got.len() > 1 << 16 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    let line = text.lines().find(|l| l.starts_with("process_id:"))?;
+    line["process_id:".len()..].trim().parse().ok()
 }
 
 /// Sends one inline PING and checks for `+PONG`; used only to detect readiness, so it does not

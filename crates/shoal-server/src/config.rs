@@ -244,9 +244,9 @@ pub const PARAMS: &[Param] = &[
             min: 1,
             max: MAX_I32,
         },
-        "1048576",
+        "2147483647",
         true,
-        "Shoal: most arguments one request may carry (Redis 7 hard-codes a higher cap).",
+        "Shoal: most arguments one request may carry (Redis 7's fixed cap by default).",
     ),
     p(
         "proto-max-inline-len",

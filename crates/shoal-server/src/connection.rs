@@ -91,7 +91,9 @@ where
         if write_out(shared, stream, &mut output).await.is_err() {
             return End::Io;
         }
-        let pending = input.len() + parser.pending_bytes();
+        // Like Redis, only unparsed input counts: arguments already split out of the buffer are
+        // not query buffer any more.
+        let pending = input.len();
         info.qbuf.store(pending, Ordering::Relaxed);
         if pending as u64 > shared.live.query_buffer_limit.load(Ordering::Relaxed) {
             tracing::warn!(id = info.id, addr = %info.peer.addr(), bytes = pending, "closing client that reached max query buffer length");

@@ -231,8 +231,6 @@ fn malformed_frames_get_protocol_errors_and_close() {
 }
 
 #[test]
-#[ignore = "Shoal caps multibulk counts at 1048576 (Redis 6's limit) and closes the connection; \
-            Redis 7.0.15 accepts counts up to INT_MAX and runs the command"]
 fn two_million_argument_command_is_accepted_like_redis_7() {
     let mut redis = ServerProcess::start(ServerKind::Redis, &[]).expect("start redis");
     let mut server = start(&[]);
@@ -298,9 +296,6 @@ fn million_argument_command_gets_the_same_reply_as_redis() {
 }
 
 #[test]
-#[ignore = "Shoal counts the already-parsed arguments of an unfinished command against \
-            client-query-buffer-limit and disconnects; Redis counts only unparsed bytes and \
-            runs the command"]
 fn million_argument_command_fits_a_small_query_buffer_limit_like_redis() {
     // The command is about 14 MB but every argument is tiny, and Redis's limit applies to the
     // unparsed query buffer, never to arguments already turned into objects.

@@ -120,7 +120,7 @@ pub fn wait_for<T>(
 
 /// Raises this process's soft limit on open files to at least `wanted` (capped by the hard
 /// limit) and returns the new soft limit. Servers spawned afterwards inherit it.
-pub fn raise_open_files_limit(wanted: u64) -> io::Result<u64> {
+pub fn raise_open_files_limit(wanted: libc::rlim_t) -> io::Result<libc::rlim_t> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -129,22 +129,17 @@ pub fn raise_open_files_limit(wanted: u64) -> io::Result<u64> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    let cur = lim.rlim_cur as u64;
-    if cur >= wanted {
-        return Ok(cur);
+    if lim.rlim_cur >= wanted {
+        return Ok(lim.rlim_cur);
     }
-    let target = if lim.rlim_max == libc::RLIM_INFINITY {
-        wanted
-    } else {
-        wanted.min(lim.rlim_max as u64)
-    };
-    lim.rlim_cur = target as libc::rlim_t;
+    // RLIM_INFINITY is the largest value, so `min` handles an unlimited hard limit too.
+    lim.rlim_cur = wanted.min(lim.rlim_max);
     // SAFETY: setrlimit reads the struct we pass; raising the soft limit up to the hard limit
     // needs no privilege.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(target)
+    Ok(lim.rlim_cur)
 }
 
 /// SplitMix64: a tiny, fast, seeded generator. Good enough for workloads and garbage input;
@@ -223,9 +218,4 @@ impl Zipf {
             .partition_point(|&c| c <= x)
             .min(self.cdf.len().saturating_sub(1))
     }
-}
-
-/// Elapsed time between two instants in seconds, for printing.
-pub fn seconds_since(start: Instant) -> f64 {
-    start.elapsed().as_secs_f64()
 }

@@ -40,9 +40,23 @@ def redis_bin():
     return found
 
 
+_copies = {}  # private copy of a binary -> the path it was copied from
+
+
+def private_copy(path):
+    """Copy a binary into a temp dir (removed at exit) and return the copy, so that a rebuild
+    of the original during the run cannot mix two builds in one result."""
+    d = tempfile.mkdtemp(prefix="shoal-bench-bin-")
+    atexit.register(shutil.rmtree, d, True)
+    dst = os.path.join(d, os.path.basename(path))
+    shutil.copy2(path, dst)
+    _copies[dst] = path
+    return dst
+
+
 def servers():
-    """[(label, binary)] in the order the scripts run them."""
-    return [("shoal", shoal_bin()), ("redis", redis_bin())]
+    """[(label, binary)] in the order the scripts run them (Shoal's is a private copy)."""
+    return [("shoal", private_copy(shoal_bin())), ("redis", redis_bin())]
 
 
 def free_port():
@@ -310,6 +324,17 @@ def header(title, command):
     print(f"- Host: {os.cpu_count()} CPUs, {os.uname().release}; load average at start "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print()
+
+
+def describe(binary):
+    """`path` (modified <time>, sha256 <prefix>): identifies exactly which build was measured."""
+    import hashlib
+    h = hashlib.sha256()
+    with open(binary, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    mtime = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(binary)))
+    return f"`{_copies.get(binary, binary)}` (modified {mtime}, sha256 {h.hexdigest()[:12]})"
 
 
 def command_line():

@@ -71,31 +71,40 @@ def get_cmd(k):
     return b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key)
 
 
-def expect_ok(conn, n, what):
+def count_set_errors(conn, n, what, first_error):
+    """Read n SET replies; return how many were not +OK (e.g. -OOM: a real outcome for a cache,
+    so it is counted and reported rather than fatal). The first one is logged."""
+    errors = 0
     for _ in range(n):
         r = conn.read_reply()
         if r != b"OK":
-            sys.exit(f"error: {what}: SET replied {r!r}")
+            errors += 1
+            if not first_error:
+                first_error.append(r)
+                bl.log(f"warning: {what}: SET replied {r!r} (counting further errors silently)")
+    return errors
 
 
 def run_one(label, binary, preload_order, seq):
     args = ["--maxmemory", MAXMEMORY, "--maxmemory-policy", POLICY]
     with bl.Server(label, binary, args) as srv, srv.connect(timeout=120) as conn:
         t_start = time.monotonic()
+        first_error = []
+        pre_errors = 0
         if PRELOAD:
             for i in range(0, len(preload_order), BATCH):
                 part = preload_order[i:i + BATCH]
                 conn.send(b"".join(map(set_cmd, part)))
-                expect_ok(conn, len(part), f"{label} preload")
+                pre_errors += count_set_errors(conn, len(part), f"{label} preload", first_error)
         t_pre = time.monotonic() - t_start
         evicted_pre = int(srv.info("stats").get("evicted_keys", -1))
         bl.log(f"[eviction] {label}: preload {len(preload_order):,} keys in {t_pre:.1f}s, "
-               f"DBSIZE {srv.dbsize():,}, evicted_keys {evicted_pre:,}")
-        hits = misses = bad = 0
+               f"DBSIZE {srv.dbsize():,}, evicted_keys {evicted_pre:,}, SET errors {pre_errors:,}")
+        hits = misses = bad = set_errors = 0
         t_measure = None
         for i in range(0, len(seq), BATCH):
             if i >= WARMUP and t_measure is None:
-                hits = misses = bad = 0
+                hits = misses = bad = set_errors = 0
                 t_measure = time.monotonic()
                 evicted0 = int(srv.info("stats").get("evicted_keys", -1))
             part = seq[i:i + BATCH]
@@ -105,7 +114,7 @@ def run_one(label, binary, preload_order, seq):
                 r = conn.read_reply()
                 if r is None:
                     missed.append(k)
-                elif isinstance(r, bytes) and len(r) == VALUE_SIZE and int(r[:10]) == k:
+                elif isinstance(r, bytes) and len(r) == VALUE_SIZE and r[:10] == b"%010d" % k:
                     hits += 1
                 else:
                     bad += 1
@@ -113,12 +122,13 @@ def run_one(label, binary, preload_order, seq):
             if missed:
                 uniq = list(dict.fromkeys(missed))
                 conn.send(b"".join(map(set_cmd, uniq)))
-                expect_ok(conn, len(uniq), label)
+                set_errors += count_set_errors(conn, len(uniq), label, first_error)
         el = time.monotonic() - t_measure
         stats = srv.info("stats")
         mem = srv.info("memory")
         res = {
-            "hits": hits, "misses": misses, "bad": bad,
+            "hits": hits, "misses": misses, "bad": bad, "set_errors": set_errors,
+            "pre_errors": pre_errors,
             "hit_ratio": hits / (hits + misses + bad),
             "evicted": int(stats.get("evicted_keys", -1)) - evicted0,
             "dbsize": srv.dbsize(),
@@ -127,7 +137,8 @@ def run_one(label, binary, preload_order, seq):
             "ops_s": (OPS / el) if el > 0 else 0.0,
         }
         bl.log(f"[eviction] {label}: hit ratio {res['hit_ratio'] * 100:.2f}% "
-               f"(hits {hits:,} misses {misses:,} bad {bad}), evicted {res['evicted']:,}, "
+               f"(hits {hits:,} misses {misses:,} bad {bad}, SET errors {set_errors:,}), "
+               f"evicted {res['evicted']:,}, "
                f"DBSIZE {res['dbsize']:,}, {res['ops_s']:,.0f} ops/s")
         if bad:
             bl.log(f"warning: {label}: {bad} GETs returned a wrong value")
@@ -141,7 +152,8 @@ def main():
     pairs = dict(bl.servers())
     bl.header(f"Eviction: cache-aside under maxmemory {MAXMEMORY} {POLICY}, Zipf s={ZIPF_S} over "
               f"{KEYSPACE:,} keys", bl.command_line())
-    print(f"- shoal: `{pairs['shoal']}`; redis: `{pairs['redis']}`")
+    print(f"- shoal: {bl.describe(pairs['shoal'])}")
+    print(f"- redis: {bl.describe(pairs['redis'])}")
     print(f"- {'preload of every key, then ' if PRELOAD else ''}{WARMUP_ROUNDED:,} warm-up ops, then "
           f"{OPS:,} measured ops (GET; SET on miss), {VALUE_SIZE}-byte values, batches of {BATCH}, "
           f"seed {SEED}, {ROUNDS} round(s)")
@@ -162,16 +174,16 @@ def main():
             bl.log(f"[eviction] round {r + 1}/{ROUNDS} {label}")
             res[label].append(run_one(label, pairs[label], preload_order, seq))
 
-    print("| server | hit ratio % | hits | misses | wrong values | evicted keys (measured) | keys at end "
-          "| used_memory | RSS | client ops/s |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| server | hit ratio % | hits | misses | wrong values | SET errors (measured / preload) "
+          "| evicted keys (measured) | keys at end | used_memory | RSS | client ops/s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     med = {}
     for label in ("shoal", "redis"):
         rs = res[label]
         m = {k: statistics.median([x[k] for x in rs]) for k in rs[0]}
         med[label] = m
         print(f"| {label} | {m['hit_ratio'] * 100:.2f} | {m['hits']:,.0f} | {m['misses']:,.0f} | "
-              f"{m['bad']:,.0f} | {m['evicted']:,.0f} | {m['dbsize']:,.0f} | {bl.fmt_bytes(m['used_memory'])} | "
+              f"{m['bad']:,.0f} | {m['set_errors']:,.0f} / {m['pre_errors']:,.0f} | {m['evicted']:,.0f} | {m['dbsize']:,.0f} | {bl.fmt_bytes(m['used_memory'])} | "
               f"{bl.fmt_bytes(m['rss'])} | {m['ops_s']:,.0f} |")
     print()
     diff = (med["shoal"]["hit_ratio"] - med["redis"]["hit_ratio"]) * 100
@@ -179,7 +191,9 @@ def main():
                                                           else "WORSE by more than 2 points")
     print(f"SUMMARY eviction keyspace={KEYSPACE} ops={OPS} maxmemory={MAXMEMORY}: hit ratio shoal "
           f"{med['shoal']['hit_ratio'] * 100:.2f}% vs redis {med['redis']['hit_ratio'] * 100:.2f}% "
-          f"(difference {diff:+.2f} points, {verdict})")
+          f"(difference {diff:+.2f} points, {verdict}); SET errors shoal {med['shoal']['set_errors']:,.0f} "
+          f"vs redis {med['redis']['set_errors']:,.0f} (+ preload {med['shoal']['pre_errors']:,.0f} vs "
+          f"{med['redis']['pre_errors']:,.0f})")
 
 
 if __name__ == "__main__":

@@ -150,7 +150,8 @@ def main():
     pairs = dict(bl.servers())
     bl.header(f"Active expiry: {KEYS:,} keys expiring {TTL_MIN}-{TTL_MAX} ms after T0, no client touching them",
               bl.command_line())
-    print(f"- shoal: `{pairs['shoal']}`; redis: `{pairs['redis']}`")
+    print(f"- shoal: {bl.describe(pairs['shoal'])}")
+    print(f"- redis: {bl.describe(pairs['redis'])}")
     print(f"- {ROUNDS} round(s), medians shown. Keys are set with PXAT T0 + uniform({TTL_MIN}, {TTL_MAX}) ms, "
           f"T0 being after the load; times are from T0; polled every {POLL}s (DBSIZE + INFO stats), "
           f"time limit {TIME_LIMIT:.0f}s")

@@ -71,7 +71,7 @@ def main():
     pairs = bl.servers()
     bl.header(f"Memory: {KEYS:,} keys", bl.command_line())
     for label, binary in pairs:
-        print(f"- {label}: `{binary}`")
+        print(f"- {label}: {bl.describe(binary)}")
     print()
     workloads = [("str", f"{VALUE_SIZE}-byte values"), ("int", "small integer values (SET key:N N)")]
     results = {}

@@ -45,7 +45,12 @@ done
 
 WORK=$(mktemp -d -t shoal-throughput.XXXXXX)
 SERVER_PID=""
+BENCH_PID=""
 cleanup() {
+    if [[ -n $BENCH_PID ]]; then
+        kill "$BENCH_PID" 2>/dev/null || true   # timeout(1) passes the signal on to redis-benchmark
+        wait "$BENCH_PID" 2>/dev/null || true
+    fi
     if [[ -n $SERVER_PID ]]; then
         kill -9 "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
@@ -105,6 +110,12 @@ check_server() {
     redis-cli -h 127.0.0.1 -p "$PORT" DEL bench:check bench:a bench:b >/dev/null
 }
 
+# Run a private copy of Shoal, so that a rebuild during the run cannot mix two builds.
+SHOAL_ORIG=$SHOAL
+SHOAL=$WORK/bin/$(basename "$SHOAL_ORIG")
+mkdir -p "$WORK/bin"
+cp -p "$SHOAL_ORIG" "$SHOAL"
+
 RAW=$WORK/results.csv
 echo "server,round,pipeline,test,rps,avg,min,p50,p95,p99,max" >"$RAW"
 START_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -122,8 +133,12 @@ for round in $(seq 1 "$ROUNDS"); do
             echo "[throughput] round $round/$ROUNDS -P $pl $label (port $PORT) ..." >&2
             out=$WORK/$label-$round-$pl.csv
             status=0
+            # In the background + wait, so that a signal to this script is handled at once.
             timeout -k 5 "$BENCH_TIMEOUT" redis-benchmark -h 127.0.0.1 -p "$PORT" -t "$TESTS" \
-                -n "$N" -r "$KEYSPACE" -c "$CLIENTS" -P "$pl" --csv >"$out" 2>"$out.err" || status=$?
+                -n "$N" -r "$KEYSPACE" -c "$CLIENTS" -P "$pl" --csv >"$out" 2>"$out.err" &
+            BENCH_PID=$!
+            wait "$BENCH_PID" || status=$?
+            BENCH_PID=""
             if ((status != 0)); then
                 echo "warning: redis-benchmark against $label exited with $status (timeout=$BENCH_TIMEOUT s); partial results kept" >&2
                 tail -3 "$out.err" >&2 || true
@@ -155,15 +170,25 @@ for r in rows:
     if r["test"] not in tests:
         tests.append(r["test"])
 pls = "$PIPELINES".split()
+def vals(server, pl, test, field):
+    return {r["round"]: float(r[field]) for r in rows
+            if r["server"] == server and r["pipeline"] == pl and r["test"] == test}
 def med(server, pl, test, field):
-    v = [float(r[field]) for r in rows if r["server"] == server and r["pipeline"] == pl and r["test"] == test]
+    v = list(vals(server, pl, test, field).values())
     return (statistics.median(v), len(v)) if v else (float("nan"), 0)
+def pratio(pl, test, field):
+    # Median over rounds of the ratio of the two back-to-back runs of the same round:
+    # background load that drifts between rounds cancels out of each pair.
+    s, r = vals("shoal", pl, test, field), vals("redis", pl, test, field)
+    q = [s[k] / r[k] for k in s if k in r and r[k] > 0]
+    return statistics.median(q) if q else float("nan")
 print("### Throughput: redis-benchmark, Shoal vs redis-server")
 print()
 print("- Date: $START_TS (load average at start: $START_LOAD; wall time ${ELAPSED}s)")
 print("- Command: \`${ENVS}bench/throughput.sh\`, each round running \`$CMD\` against a fresh server of each kind, alternately")
-print("- shoal: \`$SHOAL\`; redis: \`$REDIS\` ($("$REDIS" --version | awk '{print $3}'))")
-print("- $ROUNDS rounds; values are medians over rounds; ratios are shoal / redis (throughput: higher is better; latency: lower is better)")
+print("- shoal: \`$SHOAL_ORIG\` (modified $(date -r "$SHOAL" '+%Y-%m-%d %H:%M:%S'), sha256 $(sha256sum "$SHOAL" | cut -c1-12))")
+print("- redis: \`$REDIS\` (modified $(date -r "$REDIS" '+%Y-%m-%d %H:%M:%S'), sha256 $(sha256sum "$REDIS" | cut -c1-12)) $("$REDIS" --version | awk '{print $3}')")
+print("- $ROUNDS rounds; rps and latencies are medians over rounds; a ratio is shoal / redis, computed per round (the two runs of a round are back to back) and then the median over rounds is shown (throughput: higher is better; latency: lower is better)")
 print()
 print("| test | mode | shoal rps | redis rps | rps ratio | shoal p50 ms | redis p50 ms | p50 ratio | shoal p99 ms | redis p99 ms | p99 ratio | rounds |")
 print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -175,8 +200,7 @@ for pl in pls:
         srps, ns = med("shoal", pl, t, "rps"); rrps, nr = med("redis", pl, t, "rps")
         s50, _ = med("shoal", pl, t, "p50"); r50, _ = med("redis", pl, t, "p50")
         s99, _ = med("shoal", pl, t, "p99"); r99, _ = med("redis", pl, t, "p99")
-        q = lambda a, b: a / b if b else float("nan")
-        rr, r50r, r99r = q(srps, rrps), q(s50, r50), q(s99, r99)
+        rr, r50r, r99r = pratio(pl, t, "rps"), pratio(pl, t, "p50"), pratio(pl, t, "p99")
         print(f"| {t} | {mode} | {srps:,.0f} | {rrps:,.0f} | {rr:.2f} | {s50:.3f} | {r50:.3f} | {r50r:.2f} | {s99:.3f} | {r99:.3f} | {r99r:.2f} | {ns}/{nr} |")
         summ.append(f"{t}{'' if pl == '1' else '/P'+pl} {rr:.2f}x")
         worst_rps = rr if worst_rps is None or rr < worst_rps else worst_rps

@@ -401,6 +401,11 @@ fn shutdown(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         // Shoal's shutdown does not wait for replicas, so there is never one in progress.
         return Err(CommandError::err("No shutdown in progress."));
     }
+    if o.save == Some(true) && !o.force {
+        // Snapshots arrive with the persistence work; until then a save that was asked for
+        // explicitly fails the way a failed save fails in Redis, unless FORCE says to go on.
+        return Err(CommandError::err("Errors trying to SHUTDOWN. Check logs."));
+    }
     cx.client.action = Some(Action::Shutdown(o));
     Ok(Frame::ok())
 }

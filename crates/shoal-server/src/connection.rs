@@ -21,6 +21,9 @@ use crate::shared::Shared;
 /// Read buffer growth step. Large enough for a pipelined batch of small commands in one read.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// Replies are written out mid-batch once this many bytes are waiting.
+const FLUSH_AT: usize = 64 * 1024;
+
 /// Why a connection ended, for the log.
 #[derive(Debug)]
 enum End {
@@ -66,6 +69,13 @@ where
                         run_command(shared, info, &mut client, &args, &mut output, &mut last_cmd)
                             .await;
                     match step {
+                        // A long pipeline is answered in slices, so replies waiting in memory
+                        // stay bounded however many requests one read brought in.
+                        Step::Continue if output.len() >= FLUSH_AT => {
+                            if write_out(shared, stream, &mut output).await.is_err() {
+                                return End::Io;
+                            }
+                        }
                         Step::Continue => {}
                         // DEBUG SLEEP answers after the pause, as in Redis.
                         Step::Sleep(d) => tokio::time::sleep(d).await,

@@ -237,7 +237,9 @@ impl ServerOps for Shared {
     }
 
     fn config_set(&self, pairs: &[(Bytes, Bytes)]) -> Result<(), CommandError> {
-        let mut next = self.config.read().clone();
+        // Held for the whole update so two concurrent CONFIG SETs cannot lose each other's changes.
+        let mut current = self.config.write();
+        let mut next = current.clone();
         let mut seen = std::collections::HashSet::new();
         for (k, v) in pairs {
             // Errors name the parameter as the client wrote it, as Redis's do.
@@ -266,7 +268,7 @@ impl ServerOps for Shared {
         }
         self.apply_all(&next);
         tracing::info!(changes = pairs.len(), "configuration changed by CONFIG SET");
-        *self.config.write() = next;
+        *current = next;
         Ok(())
     }
 

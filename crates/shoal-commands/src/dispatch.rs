@@ -87,116 +87,94 @@ fn unknown_command(args: &[Bytes]) -> CommandError {
     ))
 }
 
-/// Runs one command to completion.
-#[allow(clippy::too_many_arguments)]
-pub fn execute(
-    table: &CommandTable,
-    ks: &Keyspace,
-    server: &dyn ServerOps,
-    client: &mut ClientState,
-    args: &[Bytes],
-    now: u64,
-    now_us: u64,
-    collect_events: bool,
-) -> Executed {
-    let resolved = resolve(table, args);
-    execute_resolved(
-        resolved,
-        table,
-        ks,
-        server,
-        client,
-        args,
-        now,
-        now_us,
-        collect_events,
-    )
-}
-
 /// The outcome of [`resolve`].
 pub type Resolved = Result<&'static CommandSpec, (Option<&'static CommandSpec>, CommandError)>;
 
-/// Runs a command already resolved with [`resolve`] (the connection resolves early to show the
-/// command in `CLIENT LIST` and to hold writes during `CLIENT PAUSE WRITE`).
-#[allow(clippy::too_many_arguments)]
-pub fn execute_resolved(
-    resolved: Resolved,
-    table: &CommandTable,
-    ks: &Keyspace,
-    server: &dyn ServerOps,
-    client: &mut ClientState,
-    args: &[Bytes],
-    now: u64,
-    now_us: u64,
-    collect_events: bool,
-) -> Executed {
-    let reject = |spec, err: CommandError| Executed {
-        reply: err.to_frame(),
-        spec,
-        error: Some(err),
-        rejected: true,
-        journal: Journal::default(),
-    };
-    let spec = match resolved {
-        Ok(s) => s,
-        Err((spec, e)) => return reject(spec, e),
-    };
-    if !client.authenticated && !spec.flags.has(Flags::NO_AUTH) {
-        return reject(Some(spec), CommandError::NoAuth);
+/// What commands run against: the command table, the keyspace and the server's services.
+#[derive(Clone, Copy)]
+pub struct Engine<'a> {
+    pub table: &'a CommandTable,
+    pub ks: &'a Keyspace,
+    pub server: &'a dyn ServerOps,
+}
+
+impl<'a> Engine<'a> {
+    /// Runs one command at `now_us` (Unix microseconds) to completion.
+    pub fn execute(&self, client: &mut ClientState, args: &[Bytes], now_us: u64) -> Executed {
+        self.execute_resolved(resolve(self.table, args), client, args, now_us)
     }
-    let mut journal = if collect_events {
-        Journal::with_events()
-    } else {
-        Journal::default()
-    };
-    if ks.eviction.snapshot().maxmemory > 0
-        && ks.evict_if_needed(now, &mut journal) == EvictOutcome::OverLimit
-        && spec.flags.has(Flags::DENYOOM)
-    {
-        let mut ex = reject(Some(spec), CommandError::Oom);
-        ex.journal = journal;
-        return ex;
-    }
-    let positions = spec.key_positions(args.len());
-    let locked = if positions.is_empty() {
-        None
-    } else {
-        let stripes = positions.iter().map(|&i| ks.stripe_of(&args[i])).collect();
-        let mut l = ks.lock(stripes, now);
-        if collect_events {
-            l.journal = Journal::with_events();
+
+    /// Runs a command already resolved with [`resolve`] (the connection resolves early to show
+    /// the command in `CLIENT LIST` and to hold writes during `CLIENT PAUSE WRITE`).
+    pub fn execute_resolved(
+        &self,
+        resolved: Resolved,
+        client: &mut ClientState,
+        args: &[Bytes],
+        now_us: u64,
+    ) -> Executed {
+        let Engine { table, ks, server } = *self;
+        let now = now_us / 1000;
+        let reject = |spec, err: CommandError| Executed {
+            reply: err.to_frame(),
+            spec,
+            error: Some(err),
+            rejected: true,
+            journal: Journal::default(),
+        };
+        let spec = match resolved {
+            Ok(s) => s,
+            Err((spec, e)) => return reject(spec, e),
+        };
+        if !client.authenticated && !spec.flags.has(Flags::NO_AUTH) {
+            return reject(Some(spec), CommandError::NoAuth);
         }
-        Some(l)
-    };
-    let mut cx = Cx {
-        ks,
-        server,
-        client,
-        table,
-        now,
-        now_us,
-        locked,
-        journal,
-    };
-    let result = (spec.handler)(&mut cx, args);
-    let mut journal = std::mem::take(&mut cx.journal);
-    if let Some(l) = cx.locked.take() {
-        journal.absorb(take_journal(l));
-    }
-    match result {
-        Ok(reply) => Executed {
-            reply,
-            spec: Some(spec),
-            error: None,
-            rejected: false,
+        let mut journal = Journal::default();
+        if ks.eviction.snapshot().maxmemory > 0
+            && ks.evict_if_needed(now, &mut journal) == EvictOutcome::OverLimit
+            && spec.flags.has(Flags::DENYOOM)
+        {
+            let mut ex = reject(Some(spec), CommandError::Oom);
+            ex.journal = journal;
+            return ex;
+        }
+        let positions = spec.key_positions(args.len());
+        let locked = if positions.is_empty() {
+            None
+        } else {
+            let stripes = positions.iter().map(|&i| ks.stripe_of(&args[i])).collect();
+            Some(ks.lock(stripes, now))
+        };
+        let mut cx = Cx {
+            ks,
+            server,
+            client,
+            table,
+            now,
+            now_us,
+            locked,
             journal,
-        },
-        Err(e) => Executed {
-            reply: e.to_frame(),
-            spec: Some(spec),
-            error: Some(e),
-            rejected: false,
-            journal,
-        },
+        };
+        let result = (spec.handler)(&mut cx, args);
+        let mut journal = std::mem::take(&mut cx.journal);
+        if let Some(l) = cx.locked.take() {
+            journal.absorb(take_journal(l));
+        }
+        match result {
+            Ok(reply) => Executed {
+                reply,
+                spec: Some(spec),
+                error: None,
+                rejected: false,
+                journal,
+            },
+            Err(e) => Executed {
+                reply: e.to_frame(),
+                spec: Some(spec),
+                error: Some(e),
+                rejected: false,
+                journal,
+            },
+        }
     }
 }

@@ -22,7 +22,7 @@ pub use connection::REDIS_COMPAT_VERSION;
 pub use cx::{
     Action, ClientFilter, ClientState, CommandLimits, Cx, ReplyMode, ServerOps, ShutdownOptions,
 };
-pub use dispatch::{execute, execute_resolved, resolve, Executed, Resolved};
+pub use dispatch::{resolve, Engine, Executed, Resolved};
 pub use error::{CmdResult, CommandError};
 pub use spec::{CommandSpec, Flags, Group, KeyAccess, Keys};
 pub use table::CommandTable;

@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 use shoal_commands::{
-    execute, ClientFilter, ClientState, CommandError, CommandLimits, CommandTable, ServerOps,
+    ClientFilter, ClientState, CommandError, CommandLimits, CommandTable, Engine, ServerOps,
 };
 use shoal_resp::Frame;
 use shoal_storage::{Garbage, Keyspace};
@@ -99,16 +99,12 @@ fn check(transcript: &str) {
                 .split_whitespace()
                 .map(|w| Bytes::copy_from_slice(w.as_bytes()))
                 .collect();
-            let ex = execute(
-                &table,
-                &ks,
-                &TestServer,
-                &mut client,
-                &args,
-                now,
-                now * 1000,
-                false,
-            );
+            let engine = Engine {
+                table: &table,
+                ks: &ks,
+                server: &TestServer,
+            };
+            let ex = engine.execute(&mut client, &args, now * 1000);
             last = render(&ex.reply);
         }
     }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use shoal_commands::{execute_resolved, resolve, Action, ClientState, Flags, ReplyMode};
+use shoal_commands::{resolve, Action, ClientState, Engine, Flags, ReplyMode};
 use shoal_resp::{encode, Frame, RequestParser};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -203,18 +203,12 @@ async fn run_command(
         wait_if_paused(shared, info, is_write).await;
     }
     let started = Instant::now();
-    let now_us = shared.clock.now_us();
-    let ex = execute_resolved(
-        resolved,
-        &shared.table,
-        &shared.ks,
-        shared.as_ref(),
-        client,
-        args,
-        now_us / 1000,
-        now_us,
-        false,
-    );
+    let engine = Engine {
+        table: &shared.table,
+        ks: &shared.ks,
+        server: shared.as_ref(),
+    };
+    let ex = engine.execute_resolved(resolved, client, args, shared.clock.now_us());
     let usec = started.elapsed().as_micros() as u64;
     let code = ex.error.as_ref().map(|e| e.code());
     shared

@@ -160,15 +160,6 @@ impl<'a> Cx<'a> {
     pub fn dbi(&self) -> usize {
         self.client.db
     }
-
-    /// Locks more stripes for a command whose keys are not in its spec. Releases the current view
-    /// first, so locks are always taken in order.
-    pub fn relock(&mut self, stripes: Vec<usize>) {
-        if let Some(old) = self.locked.take() {
-            self.journal.absorb(take_journal(old));
-        }
-        self.locked = Some(self.ks.lock(stripes, self.now));
-    }
 }
 
 pub(crate) fn take_journal(mut l: Locked<'_>) -> Journal {

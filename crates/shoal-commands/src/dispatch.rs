@@ -10,7 +10,7 @@ use shoal_storage::{EvictOutcome, Journal, Keyspace};
 
 use crate::cx::{take_journal, ClientState, Cx, ServerOps};
 use crate::error::CommandError;
-use crate::spec::{CommandSpec, Flags};
+use crate::spec::{CommandSpec, Flags, Keys};
 use crate::table::{subcommand, CommandTable};
 
 /// The outcome of one command.
@@ -138,12 +138,15 @@ impl<'a> Engine<'a> {
             ex.journal = journal;
             return ex;
         }
-        let positions = spec.key_positions(args.len());
-        let locked = if positions.is_empty() {
-            None
-        } else {
-            let stripes = positions.iter().map(|&i| ks.stripe_of(&args[i])).collect();
-            Some(ks.lock(stripes, now))
+        let locked = match spec.keys {
+            Keys::None => None,
+            _ => Some(
+                ks.lock(
+                    spec.key_positions(args.len())
+                        .map(|i| ks.stripe_of(&args[i])),
+                    now,
+                ),
+            ),
         };
         let mut cx = Cx {
             ks,

@@ -743,7 +743,6 @@ fn getkeys(cx: &Cx<'_>, a: &[Bytes]) -> Result<(Vec<Bytes>, &'static CommandSpec
     };
     let keys: Vec<Bytes> = spec
         .key_positions(target.len())
-        .into_iter()
         .map(|i| target[i].clone())
         .collect();
     if keys.is_empty() {

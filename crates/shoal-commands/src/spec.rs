@@ -321,20 +321,20 @@ impl CommandSpec {
     }
 
     /// The positions of the key arguments in `args` (name at 0).
-    pub fn key_positions(&self, argc: usize) -> Vec<usize> {
-        match self.keys {
-            Keys::None => Vec::new(),
-            Keys::Range { first, last, step } => {
-                let argc = argc as i32;
-                let last = if last < 0 { argc + last } else { last };
-                let mut out = Vec::new();
-                let mut i = first;
-                while i <= last && i < argc && step > 0 && i > 0 {
-                    out.push(i as usize);
-                    i += step;
-                }
-                out
-            }
-        }
+    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
+        let (first, last, step) = match self.keys {
+            Keys::None => (1, 0, 1),
+            Keys::Range { first, last, step } => (first.max(1), last, step.max(1)),
+        };
+        let argc = argc as i64;
+        let last = if last < 0 {
+            argc + last as i64
+        } else {
+            last as i64
+        };
+        let end = last.min(argc - 1);
+        (first as i64..=end)
+            .step_by(step as usize)
+            .map(|i| i as usize)
     }
 }

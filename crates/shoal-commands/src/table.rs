@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::FixedState;
+
 use crate::spec::CommandSpec;
 use crate::{connection, keys, server, strings};
 
@@ -15,7 +17,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
 
 /// Looks commands up by name, case-insensitively.
 pub struct CommandTable {
-    by_name: HashMap<Vec<u8>, &'static CommandSpec>,
+    by_name: HashMap<Vec<u8>, &'static CommandSpec, FixedState>,
 }
 
 impl Default for CommandTable {

@@ -209,14 +209,15 @@ async fn run_command(
         server: shared.as_ref(),
     };
     let ex = engine.execute_resolved(resolved, client, args, shared.clock.now_us());
-    let usec = started.elapsed().as_micros() as u64;
+    let finished = Instant::now();
+    let usec = finished.duration_since(started).as_micros() as u64;
     let code = ex.error.as_ref().map(|e| e.code());
     shared
         .stats
         .record(ex.spec, usec, ex.rejected, code.as_deref());
     shared.stats.dirty(ex.journal.dirty);
-    info.last_active_ms
-        .store(info.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+    let active = finished.duration_since(info.created).as_millis() as u64;
+    info.last_active_ms.store(active, Ordering::Relaxed);
 
     let action = client.action.take();
     if let Some(Action::Shutdown(opts)) = action {

@@ -37,7 +37,8 @@ fn bump(c: &AtomicU64, by: u64) {
 
 /// Process-wide statistics.
 pub struct Stats {
-    index: HashMap<usize, usize>,
+    /// Spec address to counter index; looked up once per command, so a fast hasher matters.
+    index: HashMap<usize, usize, foldhash::fast::FixedState>,
     names: Vec<&'static str>,
     shards: Mutex<Vec<Arc<Shard>>>,
     errors: Mutex<HashMap<String, u64>>,
@@ -63,7 +64,7 @@ impl Stats {
     /// Creates statistics for every command and subcommand of the table.
     pub fn new(table: &CommandTable) -> Stats {
         let mut names = Vec::new();
-        let mut index = HashMap::new();
+        let mut index = HashMap::with_hasher(foldhash::fast::FixedState::default());
         let mut specs: Vec<&'static CommandSpec> = table.all().collect();
         specs.sort_by_key(|s| s.name);
         for s in specs {

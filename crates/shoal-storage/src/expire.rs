@@ -55,7 +55,7 @@ impl Keyspace {
         let start = self.expire_cursor.load(Ordering::Relaxed) % stripes;
         for off in 0..stripes {
             let sidx = (start + off) % stripes;
-            let mut locked = self.lock(vec![sidx], now);
+            let mut locked = self.lock([sidx], now);
             if journal.events.is_some() {
                 locked.journal = Journal::with_events();
             }

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use foldhash::fast::FixedState;
 use parking_lot::{Mutex, MutexGuard};
+use smallvec::SmallVec;
 
 use crate::entry::{Entry, CLOCK_MAX};
 use crate::evict::{self, EvictionConfig};
@@ -217,7 +218,8 @@ impl Keyspace {
     }
 
     /// Locks the given stripes (in ascending order, duplicates removed) for one command.
-    pub fn lock(&self, mut stripes: Vec<usize>, now: u64) -> Locked<'_> {
+    pub fn lock(&self, stripes: impl IntoIterator<Item = usize>, now: u64) -> Locked<'_> {
+        let mut stripes: SmallVec<[usize; 4]> = stripes.into_iter().collect();
         stripes.sort_unstable();
         stripes.dedup();
         let guards = stripes
@@ -231,7 +233,9 @@ impl Keyspace {
     /// Locks the stripe of one key.
     pub fn lock_key(&self, key: &[u8], now: u64) -> Locked<'_> {
         let s = self.stripe_of(key);
-        self.locked(vec![(s, self.stripes[s].lock())], now)
+        let mut guards = Guards::new();
+        guards.push((s, self.stripes[s].lock()));
+        self.locked(guards, now)
     }
 
     /// Locks every stripe, for commands that see the whole keyspace at one instant.
@@ -245,7 +249,7 @@ impl Keyspace {
         self.locked(guards, now)
     }
 
-    fn locked<'a>(&'a self, guards: Vec<(usize, MutexGuard<'a, Stripe>)>, now: u64) -> Locked<'a> {
+    fn locked<'a>(&'a self, guards: Guards<'a>, now: u64) -> Locked<'a> {
         Locked {
             ks: self,
             all: guards.len() == self.stripes.len(),
@@ -358,11 +362,15 @@ impl Keyspace {
     }
 }
 
+/// The stripe locks one command holds, in ascending stripe order. Inline for the common case of
+/// one or two stripes, so a command takes no allocation to lock.
+pub(crate) type Guards<'a> = SmallVec<[(usize, MutexGuard<'a, Stripe>); 2]>;
+
 /// A command's view of the keyspace: the stripes it locked, the time it runs at, and the journal
 /// of what it changed. Dropping it releases the locks.
 pub struct Locked<'a> {
     pub(crate) ks: &'a Keyspace,
-    pub(crate) guards: Vec<(usize, MutexGuard<'a, Stripe>)>,
+    pub(crate) guards: Guards<'a>,
     pub(crate) all: bool,
     now: u64,
     clock: u32,

@@ -116,7 +116,7 @@ impl Keyspace {
             } else {
                 attempt % stripes
             };
-            let mut locked = self.lock(vec![sidx], now);
+            let mut locked = self.lock([sidx], now);
             let picked = {
                 let Ok(d) = locked.db_mut(db, sidx) else {
                     return None;

@@ -761,7 +761,14 @@ fn set_generic(
     };
     let db = cx.dbi();
     let l = cx.db()?;
-    let (found, old_deadline, matches) = match l.lookup(db, key, false, false)? {
+    // A plain SET overwrites whatever is there; only the conditional forms need the old entry.
+    let needs_old = o.nx || o.xx || o.keep_ttl || o.if_eq.is_some();
+    let old_entry = if needs_old {
+        l.lookup(db, key, false, false)?
+    } else {
+        None
+    };
+    let (found, old_deadline, matches) = match old_entry {
         None => (false, None, false),
         Some(e) => {
             let matches = match &o.if_eq {

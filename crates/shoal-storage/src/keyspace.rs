@@ -415,6 +415,24 @@ impl<'a> Locked<'a> {
         db_in(&mut self.guards, self.all, stripe, db)
     }
 
+    /// Finds a live key with one probe of its table, returning its bucket index; a key whose
+    /// expiry has passed is removed on the way (through the write path) and reported absent.
+    fn find_live(&mut self, db: usize, key: &[u8], p: Place) -> Result<Option<usize>, NotLocked> {
+        let now = self.now;
+        let d = self.db_mut(db, p.stripe)?;
+        let Some(table) = d.tables.get(p.index) else {
+            return Ok(None);
+        };
+        let Some(idx) = table.map.find_bucket_index(p.hash, |e| e.key() == key) else {
+            return Ok(None);
+        };
+        if table.map.get_bucket(idx).is_some_and(|e| e.is_expired(now)) {
+            self.remove_at(db, key, p, EventKind::Expired)?;
+            return Ok(None);
+        }
+        Ok(Some(idx))
+    }
+
     /// Removes `key` if its expiry has passed. Returns true when it was removed.
     fn expire_if_needed(&mut self, db: usize, key: &[u8], p: Place) -> Result<bool, NotLocked> {
         let now = self.now;
@@ -448,19 +466,21 @@ impl<'a> Locked<'a> {
         stats: bool,
     ) -> Result<Option<&Entry>, NotLocked> {
         let p = self.place(key);
-        self.expire_if_needed(db, key, p)?;
+        let found = self.find_live(db, key, p)?;
         let now = self.now;
-        let ev = self.ks.eviction.snapshot();
+        let ks = self.ks;
         let stripe = self.stripe_mut(p.stripe)?;
-        let found = stripe
-            .dbs
-            .get_mut(db)
-            .and_then(|d| d.tables.get_mut(p.index))
-            .and_then(|t| t.find_mut(p.hash, key));
-        match found {
+        let entry = found.and_then(|idx| {
+            stripe
+                .dbs
+                .get_mut(db)
+                .and_then(|d| d.tables.get_mut(p.index))
+                .and_then(|t| t.map.get_bucket_mut(idx))
+        });
+        match entry {
             Some(e) => {
                 if touch {
-                    evict::touch(e, now, &ev);
+                    evict::touch(e, now, &ks.eviction.snapshot());
                 }
                 if stats {
                     stripe.stats.hits += 1;
@@ -480,16 +500,20 @@ impl<'a> Locked<'a> {
     /// `EXISTS`, `OBJECT`), expiring it first if due.
     pub fn peek(&mut self, db: usize, key: &[u8]) -> Result<Option<&Entry>, NotLocked> {
         let p = self.place(key);
-        self.expire_if_needed(db, key, p)?;
+        let Some(idx) = self.find_live(db, key, p)? else {
+            return Ok(None);
+        };
         let d = self.db_mut(db, p.stripe)?;
-        Ok(d.tables.get(p.index).and_then(|t| t.find(p.hash, key)))
+        Ok(d.tables.get(p.index).and_then(|t| t.map.get_bucket(idx)))
     }
 
     /// Looks a key up for modification. Changes made through the returned [`EntryMut`] go through
     /// the write path when it is dropped.
     pub fn write(&mut self, db: usize, key: &[u8]) -> Result<Option<EntryMut<'_>>, NotLocked> {
         let p = self.place(key);
-        self.expire_if_needed(db, key, p)?;
+        let Some(idx) = self.find_live(db, key, p)? else {
+            return Ok(None);
+        };
         let ev = self.ks.eviction.snapshot();
         // Split the borrow of `self` so the entry (inside a stripe guard) and the journal can be
         // held mutably at the same time by the `EntryMut`.
@@ -510,7 +534,7 @@ impl<'a> Locked<'a> {
         let Some(table) = tables.get_mut(p.index) else {
             return Ok(None);
         };
-        let Some(entry) = table.map.find_mut(p.hash, |e| e.key() == key) else {
+        let Some(entry) = table.map.get_bucket_mut(idx) else {
             return Ok(None);
         };
         evict::touch(entry, *now, &ev);
@@ -530,15 +554,22 @@ impl<'a> Locked<'a> {
         }))
     }
 
-    /// Inserts or replaces a key. Returns the entry it replaced, if any.
+    /// Inserts or replaces a key. Returns the entry it replaced, if any. One probe of the table
+    /// finds the old entry or the free slot.
     pub fn insert(&mut self, db: usize, entry: Entry) -> Result<Option<Entry>, NotLocked> {
-        let key = entry.key().to_vec();
-        let p = self.place(&key);
-        let old = self.remove_quiet(db, &key, p)?;
-        let ks = self.ks;
+        let p = self.place(entry.key());
         let size = entry.mem_usage();
         let volatile = entry.is_volatile();
-        let d = self.db_mut(db, p.stripe)?;
+        let Locked {
+            ks,
+            guards,
+            all,
+            journal,
+            ..
+        } = self;
+        let ks: &Keyspace = ks;
+        journal.record(db, entry.key(), EventKind::Write);
+        let d = db_in(guards, *all, p.stripe, db)?;
         if d.tables.is_empty() {
             // Tables are created on the first write to a database in this stripe, so unused
             // databases and idle scans cost no memory.
@@ -548,14 +579,37 @@ impl<'a> Locked<'a> {
         let Some(table) = d.tables.get_mut(p.index) else {
             return Err(NotLocked);
         };
-        table.insert_new(p.hash, entry, |e| ks.hash(e.key()));
-        d.keys += 1;
-        d.mem += size;
-        if volatile {
-            d.volatile += 1;
+        let slot = table
+            .map
+            .entry(p.hash, |e| e.key() == entry.key(), |e| ks.hash(e.key()));
+        let old = match slot {
+            hashbrown::hash_table::Entry::Occupied(mut o) => {
+                Some(std::mem::replace(o.get_mut(), entry))
+            }
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert(entry);
+                None
+            }
+        };
+        let (old_size, old_volatile) = old
+            .as_ref()
+            .map_or((0, false), |o| (o.mem_usage(), o.is_volatile()));
+        if old.is_none() {
+            d.keys += 1;
         }
-        ks.add_mem(size as i64);
-        self.journal.record(db, &key, EventKind::Write);
+        d.mem = d.mem + size - old_size;
+        match (old_volatile, volatile) {
+            (false, true) => {
+                table.volatile += 1;
+                d.volatile += 1;
+            }
+            (true, false) => {
+                table.volatile -= 1;
+                d.volatile -= 1;
+            }
+            _ => {}
+        }
+        ks.add_mem(size as i64 - old_size as i64);
         Ok(old)
     }
 

@@ -33,10 +33,6 @@ impl SlotTable {
         self.map.find(hash, |e| e.key() == key)
     }
 
-    pub(crate) fn find_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut Entry> {
-        self.map.find_mut(hash, |e| e.key() == key)
-    }
-
     pub(crate) fn remove(&mut self, hash: u64, key: &[u8]) -> Option<Entry> {
         let found = self.map.find_entry(hash, |e| e.key() == key).ok()?;
         let (entry, _) = found.remove();
@@ -44,14 +40,6 @@ impl SlotTable {
             self.volatile -= 1;
         }
         Some(entry)
-    }
-
-    /// Inserts an entry whose key is known to be absent.
-    pub(crate) fn insert_new(&mut self, hash: u64, entry: Entry, hasher: impl Fn(&Entry) -> u64) {
-        if entry.is_volatile() {
-            self.volatile += 1;
-        }
-        self.map.insert_unique(hash, entry, hasher);
     }
 
     /// Iterates every entry.

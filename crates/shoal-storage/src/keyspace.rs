@@ -568,7 +568,6 @@ impl<'a> Locked<'a> {
             ..
         } = self;
         let ks: &Keyspace = ks;
-        journal.record(db, entry.key(), EventKind::Write);
         let d = db_in(guards, *all, p.stripe, db)?;
         if d.tables.is_empty() {
             // Tables are created on the first write to a database in this stripe, so unused
@@ -579,6 +578,7 @@ impl<'a> Locked<'a> {
         let Some(table) = d.tables.get_mut(p.index) else {
             return Err(NotLocked);
         };
+        journal.record(db, entry.key(), EventKind::Write);
         let slot = table
             .map
             .entry(p.hash, |e| e.key() == entry.key(), |e| ks.hash(e.key()));

@@ -32,8 +32,7 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<std::thread::JoinHandle<()>
 
 /// One cycle.
 pub fn tick(shared: &Shared, period: Duration) {
-    let m = crate::info::memory(shared);
-    shared.ks.calibrate_memory(m.allocated);
+    shared.ks.calibrate_memory(crate::info::allocated_bytes());
 
     let effort = shared.live.expire_effort.load(Ordering::Relaxed) as u32;
     let perc = SLOW_TIME_PERC + 2 * (effort.saturating_sub(1)) as u64;

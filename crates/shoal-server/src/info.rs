@@ -50,9 +50,17 @@ pub fn rss_bytes() -> usize {
         .nth(1)
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    // SAFETY-free: sysconf is a plain libc query.
+    // SAFETY: sysconf only reads a system constant and has no memory-safety preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     pages * if page > 0 { page as usize } else { 4096 }
+}
+
+/// Bytes allocated through jemalloc right now (refreshing its statistics epoch), without the
+/// other readings, for the background cycle's memory calibration.
+pub fn allocated_bytes() -> usize {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    let _ = epoch::advance();
+    stats::allocated::read().unwrap_or(0)
 }
 
 /// Reads jemalloc's statistics (refreshing its epoch) and the process RSS.
@@ -87,6 +95,7 @@ fn human(bytes: usize) -> String {
 
 /// CPU time used by the process, from `getrusage`.
 fn cpu_times() -> (f64, f64) {
+    // SAFETY: `rusage` is a plain C struct of integers, for which all-zero bytes are valid.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: getrusage only writes into the struct we pass.
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {

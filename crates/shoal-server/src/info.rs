@@ -105,19 +105,7 @@ fn cpu_times() -> (f64, f64) {
     (t(u.ru_stime), t(u.ru_utime))
 }
 
-const DEFAULT: &[&str] = &[
-    "server",
-    "clients",
-    "memory",
-    "persistence",
-    "stats",
-    "replication",
-    "cpu",
-    "modules",
-    "errorstats",
-    "cluster",
-    "keyspace",
-];
+/// Every section, in Redis's order.
 const ALL: &[&str] = &[
     "server",
     "clients",
@@ -133,15 +121,20 @@ const ALL: &[&str] = &[
     "keyspace",
 ];
 
+/// Sections `INFO` shows without arguments: all but the per-command statistics, as in Redis.
+fn default_sections() -> impl Iterator<Item = &'static str> {
+    ALL.iter().copied().filter(|s| *s != "commandstats")
+}
+
 /// Renders the requested sections (`default`, `all`, `everything` or names).
 pub fn render(s: &Shared, requested: &[String]) -> String {
     let wanted: Vec<&str> = if requested.is_empty() {
-        DEFAULT.to_vec()
+        default_sections().collect()
     } else {
         let mut v = Vec::new();
         for r in requested {
             match r.as_str() {
-                "default" => v.extend_from_slice(DEFAULT),
+                "default" => v.extend(default_sections()),
                 "all" | "everything" => v.extend_from_slice(ALL),
                 other => v.push(other),
             }

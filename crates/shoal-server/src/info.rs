@@ -134,7 +134,7 @@ pub fn render(s: &Shared, requested: &[String]) -> String {
         let mut v = Vec::new();
         for r in requested {
             match r.as_str() {
-                "default" => v.extend(default_sections()),
+                "default" => default_sections().for_each(|d| v.push(d)),
                 "all" | "everything" => v.extend_from_slice(ALL),
                 other => v.push(other),
             }

@@ -140,6 +140,11 @@ impl<'a> Engine<'a> {
         }
         let locked = match spec.keys {
             Keys::None => None,
+            // Most commands have exactly one key: lock its stripe directly.
+            Keys::Range { first, last, .. } if first == last => {
+                let key = args.get(first as usize).map_or(&[][..], |k| &k[..]);
+                Some(ks.lock_key(key, now))
+            }
             _ => Some(
                 ks.lock(
                     spec.key_positions(args.len())

@@ -212,10 +212,13 @@ async fn run_command(
     let finished = Instant::now();
     let usec = finished.duration_since(started).as_micros() as u64;
     let code = ex.error.as_ref().map(|e| e.code());
-    shared
-        .stats
-        .record(ex.spec, usec, ex.rejected, code.as_deref());
-    shared.stats.dirty(ex.journal.dirty);
+    shared.stats.record(
+        ex.spec,
+        usec,
+        ex.rejected,
+        code.as_deref(),
+        ex.journal.dirty,
+    );
     let active = finished.duration_since(info.created).as_millis() as u64;
     info.last_active_ms.store(active, Ordering::Relaxed);
 

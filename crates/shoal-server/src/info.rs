@@ -64,10 +64,9 @@ pub fn allocated_bytes() -> usize {
 }
 
 /// Reads jemalloc's statistics (refreshing its epoch) and the process RSS.
-pub fn memory(_s: &Shared) -> Memory {
-    use tikv_jemalloc_ctl::{epoch, stats};
-    let _ = epoch::advance();
-    let allocated = stats::allocated::read().unwrap_or(0);
+pub fn memory() -> Memory {
+    use tikv_jemalloc_ctl::stats;
+    let allocated = allocated_bytes();
     Memory {
         allocated,
         active: stats::active::read().unwrap_or(0),
@@ -215,7 +214,7 @@ fn section(s: &Shared, name: &str, out: &mut String) {
             line(out, "clients_in_timeout_table", 0);
         }
         "memory" => {
-            let m = memory(s);
+            let m = memory();
             let maxmemory = cfg.bytes("maxmemory");
             out.push_str("# Memory\r\n");
             line(out, "used_memory", m.allocated);

@@ -326,7 +326,7 @@ impl ServerOps for Shared {
     }
 
     fn memory_stats(&self) -> Vec<(String, Frame)> {
-        let m = crate::info::memory(self);
+        let m = crate::info::memory();
         let keys: usize = (0..self.ks.databases())
             .map(|d| self.ks.db_info(d).keys)
             .sum();
@@ -389,7 +389,7 @@ impl ServerOps for Shared {
     }
 
     fn malloc_stats(&self) -> String {
-        let m = crate::info::memory(self);
+        let m = crate::info::memory();
         format!(
             "___ Begin jemalloc statistics ___\nAllocated: {}, active: {}, metadata: {}, resident: {}, mapped: {}, retained: {}\n--- End jemalloc statistics ---\n",
             m.allocated, m.active, m.metadata, m.resident, m.mapped, m.retained

@@ -109,15 +109,21 @@ impl Stats {
         usec: u64,
         rejected: bool,
         error: Option<&str>,
+        dirty: u64,
     ) {
         if let Some(code) = error {
             *self.errors.lock().entry(code.to_string()).or_insert(0) += 1;
         }
-        let Some(spec) = spec else { return };
-        let Some(&i) = self.index.get(&(spec as *const CommandSpec as usize)) else {
+        let index = spec.and_then(|spec| self.index.get(&(spec as *const CommandSpec as usize)));
+        if index.is_none() && dirty == 0 {
             return;
-        };
+        }
+        // One visit to the thread's shard per command: this runs on every command.
         self.with_shard(|s| {
+            if dirty > 0 {
+                bump(&s.dirty, dirty);
+            }
+            let Some(&i) = index else { return };
             let c = &s.cmds[i];
             if rejected {
                 bump(&c.rejected, 1);
@@ -132,7 +138,8 @@ impl Stats {
         });
     }
 
-    /// Records key modifications (`rdb_changes_since_last_save`).
+    /// Records key modifications made outside a command (`rdb_changes_since_last_save`), by the
+    /// background cycle's expiry and eviction.
     pub fn dirty(&self, n: u64) {
         if n > 0 {
             self.with_shard(|s| bump(&s.dirty, n));

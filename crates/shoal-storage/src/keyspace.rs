@@ -433,22 +433,6 @@ impl<'a> Locked<'a> {
         Ok(Some(idx))
     }
 
-    /// Removes `key` if its expiry has passed. Returns true when it was removed.
-    fn expire_if_needed(&mut self, db: usize, key: &[u8], p: Place) -> Result<bool, NotLocked> {
-        let now = self.now;
-        let d = self.db_mut(db, p.stripe)?;
-        let expired = d
-            .tables
-            .get(p.index)
-            .and_then(|t| t.find(p.hash, key))
-            .is_some_and(|e| e.is_expired(now));
-        if !expired {
-            return Ok(false);
-        }
-        self.remove_at(db, key, p, EventKind::Expired)?;
-        Ok(true)
-    }
-
     /// Looks a key up for reading, expiring it first if due, counting a hit or a miss and
     /// updating its access clock, as Redis's `lookupKeyRead` does.
     pub fn read(&mut self, db: usize, key: &[u8]) -> Result<Option<&Entry>, NotLocked> {
@@ -616,7 +600,7 @@ impl<'a> Locked<'a> {
     /// Deletes a key. Returns the removed entry (`None` when absent or already expired).
     pub fn remove(&mut self, db: usize, key: &[u8]) -> Result<Option<Entry>, NotLocked> {
         let p = self.place(key);
-        if self.expire_if_needed(db, key, p)? {
+        if self.find_live(db, key, p)?.is_none() {
             return Ok(None);
         }
         self.remove_at(db, key, p, EventKind::Delete)

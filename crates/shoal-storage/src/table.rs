@@ -29,10 +29,6 @@ impl SlotTable {
         self.map.is_empty()
     }
 
-    pub(crate) fn find(&self, hash: u64, key: &[u8]) -> Option<&Entry> {
-        self.map.find(hash, |e| e.key() == key)
-    }
-
     pub(crate) fn remove(&mut self, hash: u64, key: &[u8]) -> Option<Entry> {
         let found = self.map.find_entry(hash, |e| e.key() == key).ok()?;
         let (entry, _) = found.remove();

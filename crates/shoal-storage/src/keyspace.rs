@@ -338,8 +338,9 @@ impl Keyspace {
         Garbage(taken)
     }
 
-    /// Swaps two databases atomically (`SWAPDB`).
-    pub fn swap_dbs(&self, a: usize, b: usize) {
+    /// Swaps two databases atomically (`SWAPDB`), recording the change in `journal`.
+    pub fn swap_dbs(&self, a: usize, b: usize, journal: &mut Journal) {
+        journal.dirty += 1;
         let mut guards: Vec<_> = self.stripes.iter().map(|m| m.lock()).collect();
         for g in guards.iter_mut() {
             g.dbs.swap(a, b);

@@ -42,7 +42,9 @@ fn databases_are_separate_and_swappable() {
     let ks = Keyspace::new(16, 64, 1);
     set(&ks, 0, b"a", b"zero", None, T0);
     set(&ks, 1, b"a", b"one", None, T0);
-    ks.swap_dbs(0, 1);
+    let mut swap = Journal::default();
+    ks.swap_dbs(0, 1, &mut swap);
+    assert_eq!(swap.dirty, 1);
     assert_eq!(get(&ks, 0, b"a", T0), Some(b"one".to_vec()));
     assert_eq!(get(&ks, 1, b"a", T0), Some(b"zero".to_vec()));
     let mut j = Journal::default();

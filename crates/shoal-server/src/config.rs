@@ -31,6 +31,8 @@ pub enum Kind {
     SavePairs,
     /// `bind`: one or more addresses.
     AddrList,
+    /// `latency-tracking-info-percentiles`: zero or more numbers between 0 and 100.
+    Percentiles,
 }
 
 /// One configuration parameter.
@@ -300,6 +302,71 @@ pub const PARAMS: &[Param] = &[
         "Log file (empty: standard output).",
     ),
     p(
+        "log-format",
+        Kind::Enum(&["text", "json"]),
+        "text",
+        false,
+        "Shoal: log line format, 'text' or one JSON object per line ('json').",
+    ),
+    p(
+        "slowlog-log-slower-than",
+        Kind::Int {
+            min: -1,
+            max: i64::MAX,
+        },
+        "10000",
+        true,
+        "Log commands that run at least this many microseconds in the slow log (-1: off, 0: every command).",
+    ),
+    p(
+        "slowlog-max-len",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "128",
+        true,
+        "Entries the slow log keeps.",
+    ),
+    p(
+        "latency-monitor-threshold",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "0",
+        true,
+        "Record latency events of at least this many milliseconds for LATENCY (0: off).",
+    ),
+    p(
+        "latency-tracking",
+        Kind::Bool,
+        "yes",
+        true,
+        "Keep per-command latency histograms (INFO latencystats, LATENCY HISTOGRAM, /metrics).",
+    ),
+    p(
+        "latency-tracking-info-percentiles",
+        Kind::Percentiles,
+        "50 99 99.9",
+        true,
+        "Percentiles INFO latencystats reports.",
+    ),
+    p(
+        "metrics-port",
+        Kind::Int { min: 0, max: 65535 },
+        "0",
+        false,
+        "Shoal: HTTP port serving /metrics (Prometheus), the status page, /healthz and /readyz (0: off).",
+    ),
+    p(
+        "metrics-bind",
+        Kind::Str,
+        "127.0.0.1",
+        false,
+        "Shoal: address the metrics port listens on.",
+    ),
+    p(
         "pidfile",
         Kind::Str,
         "",
@@ -458,6 +525,21 @@ pub fn canonical(p: &Param, args: &[String]) -> Result<String, String> {
                 return Err("Too many bind addresses specified.".into());
             }
             Ok(words.join(" "))
+        }
+        Kind::Percentiles => {
+            let mut out = Vec::new();
+            for w in args.iter().flat_map(|a| a.split_whitespace()) {
+                match w.parse::<f64>() {
+                    Ok(v) if (0.0..=100.0).contains(&v) => out.push(w.to_string()),
+                    _ => {
+                        return Err(
+                            "latency-tracking-info-percentiles should be between 0.0 and 100.0"
+                                .into(),
+                        )
+                    }
+                }
+            }
+            Ok(out.join(" "))
         }
     }
 }
@@ -683,7 +765,7 @@ impl Config {
 
 fn quote_value(p: &Param, v: &str) -> String {
     match p.kind {
-        Kind::SavePairs | Kind::AddrList if !v.is_empty() => v.to_string(),
+        Kind::SavePairs | Kind::AddrList | Kind::Percentiles if !v.is_empty() => v.to_string(),
         _ => quote(v),
     }
 }

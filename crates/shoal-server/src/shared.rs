@@ -254,7 +254,7 @@ impl ServerOps for Shared {
             }
             let value = String::from_utf8_lossy(v).into_owned();
             let words = match p.kind {
-                config::Kind::SavePairs | config::Kind::AddrList => {
+                config::Kind::SavePairs | config::Kind::AddrList | config::Kind::Percentiles => {
                     value.split_whitespace().map(str::to_string).collect()
                 }
                 _ => vec![value],

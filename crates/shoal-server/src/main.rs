@@ -11,7 +11,6 @@ mod cron;
 mod info;
 mod server;
 mod shared;
-mod stats;
 
 use std::sync::Arc;
 

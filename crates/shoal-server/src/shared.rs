@@ -17,7 +17,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::clients::Clients;
 use crate::config::{self, Config};
-use crate::stats::Stats;
+use shoal_observe::Stats;
 
 /// A source of wall-clock time. Injected so tests (and, later, replicas replaying a stream) can
 /// run commands at a chosen instant.

@@ -4,6 +4,10 @@
 //! Like the storage engine, this crate does no I/O and reads no clock: the server measures and
 //! passes durations in, and serves what this crate renders.
 
+pub mod expose;
+pub mod histogram;
+pub mod meter;
 pub mod stats;
 
+pub use meter::{Meter, Meters};
 pub use stats::{Stats, Totals};

@@ -1,4 +1,5 @@
-//! Server statistics for `INFO`: per-command calls and latency, error counts, network bytes.
+//! Server statistics for `INFO` and `/metrics`: per-command calls, latency histograms, error
+//! counts, network bytes.
 //!
 //! The command path must not contend on shared counters, so every worker thread owns a shard of
 //! plain atomics that only it writes (relaxed loads and stores, no read-modify-write), registered
@@ -6,19 +7,24 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use shoal_commands::{CommandSpec, CommandTable};
+
+use crate::histogram::{Histogram, Snapshot};
 
 /// Counters of one command in one shard.
 #[derive(Default)]
 pub struct CmdCounters {
     pub calls: AtomicU64,
-    pub usec: AtomicU64,
+    pub nanos: AtomicU64,
     pub rejected: AtomicU64,
     pub failed: AtomicU64,
+    /// Allocated on the command's first call on this thread: most commands are never called,
+    /// and a histogram is 32 KiB.
+    latency: OnceLock<Histogram>,
 }
 
 /// Per-thread counters.
@@ -44,6 +50,10 @@ pub struct Stats {
     errors: Mutex<HashMap<String, u64>>,
     /// Counters folded in by `CONFIG RESETSTAT` are subtracted from the shards' totals.
     baseline: Mutex<Totals>,
+    /// Histograms at the last `CONFIG RESETSTAT`, by command index.
+    latency_baseline: Mutex<HashMap<usize, Snapshot>>,
+    /// `latency-tracking`.
+    tracking: AtomicBool,
 }
 
 /// Summed counters.
@@ -79,6 +89,8 @@ impl Stats {
             shards: Mutex::new(Vec::new()),
             errors: Mutex::new(HashMap::new()),
             baseline: Mutex::new(Totals::default()),
+            latency_baseline: Mutex::new(HashMap::new()),
+            tracking: AtomicBool::new(true),
         }
     }
 
@@ -102,11 +114,16 @@ impl Stats {
         })
     }
 
-    /// Records one command.
+    /// Sets `latency-tracking`: whether commands feed the latency histograms.
+    pub fn set_latency_tracking(&self, on: bool) {
+        self.tracking.store(on, Ordering::Relaxed);
+    }
+
+    /// Records one command that ran for `nanos` nanoseconds.
     pub fn record(
         &self,
         spec: Option<&'static CommandSpec>,
-        usec: u64,
+        nanos: u64,
         rejected: bool,
         error: Option<&str>,
         dirty: u64,
@@ -130,7 +147,10 @@ impl Stats {
                 return;
             }
             bump(&c.calls, 1);
-            bump(&c.usec, usec);
+            bump(&c.nanos, nanos);
+            if self.tracking.load(Ordering::Relaxed) {
+                c.latency.get_or_init(Histogram::default).record(nanos);
+            }
             if error.is_some() {
                 bump(&c.failed, 1);
             }
@@ -163,7 +183,7 @@ impl Stats {
             for (i, c) in s.cmds.iter().enumerate() {
                 let e = &mut t.per_cmd[i];
                 e.0 += c.calls.load(Ordering::Relaxed);
-                e.1 += c.usec.load(Ordering::Relaxed);
+                e.1 += c.nanos.load(Ordering::Relaxed) / 1000;
                 e.2 += c.rejected.load(Ordering::Relaxed);
                 e.3 += c.failed.load(Ordering::Relaxed);
             }
@@ -210,10 +230,44 @@ impl Stats {
         v
     }
 
+    fn raw_latency(&self) -> Vec<(usize, Snapshot)> {
+        let shards = self.shards.lock();
+        let mut out = Vec::new();
+        for i in 0..self.names.len() {
+            let mut snap: Option<Snapshot> = None;
+            for s in shards.iter() {
+                if let Some(h) = s.cmds[i].latency.get() {
+                    h.add_to(snap.get_or_insert_with(Snapshot::default));
+                }
+            }
+            if let Some(snap) = snap {
+                out.push((i, snap));
+            }
+        }
+        out
+    }
+
+    /// Latency histograms of every command called since start or the last `CONFIG RESETSTAT`,
+    /// as (command name, merged histogram), in name order.
+    pub fn latency(&self) -> Vec<(&'static str, Snapshot)> {
+        let base = self.latency_baseline.lock();
+        self.raw_latency()
+            .into_iter()
+            .filter_map(|(i, mut snap)| {
+                if let Some(b) = base.get(&i) {
+                    snap.subtract(b);
+                }
+                (snap.count() > 0).then(|| (self.names[i], snap))
+            })
+            .collect()
+    }
+
     /// `CONFIG RESETSTAT`.
     pub fn reset(&self) {
         let now = self.raw();
+        let latency = self.raw_latency();
         *self.baseline.lock() = now;
+        *self.latency_baseline.lock() = latency.into_iter().collect();
         self.errors.lock().clear();
     }
 }

@@ -210,11 +210,11 @@ async fn run_command(
     };
     let ex = engine.execute_resolved(resolved, client, args, shared.clock.now_us());
     let finished = Instant::now();
-    let usec = finished.duration_since(started).as_micros() as u64;
+    let nanos = finished.duration_since(started).as_nanos() as u64;
     let code = ex.error.as_ref().map(|e| e.code());
     shared.stats.record(
         ex.spec,
-        usec,
+        nanos,
         ex.rejected,
         code.as_deref(),
         ex.journal.dirty,

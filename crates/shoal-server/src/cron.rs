@@ -53,4 +53,10 @@ pub fn tick(shared: &Shared, period: Duration) {
     // Memory may be over the limit without any write arriving (CONFIG SET maxmemory lower).
     shared.ks.evict_if_needed(now, &mut journal);
     shared.stats.dirty(journal.dirty);
+
+    let t = shared.stats.totals();
+    let m = &shared.meters;
+    m.ops.sample(now, t.commands);
+    m.net_input.sample(now, t.net_in);
+    m.net_output.sample(now, t.net_out);
 }

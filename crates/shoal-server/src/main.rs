@@ -8,14 +8,22 @@ mod clients;
 mod config;
 mod connection;
 mod cron;
+mod http;
 mod info;
+mod metrics;
 mod server;
 mod shared;
+mod status;
 
 use std::sync::Arc;
 
 use config::Config;
 use shared::{Shared, SystemClock};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, Layer, Registry};
 
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -34,34 +42,70 @@ fn usage() -> String {
     s
 }
 
+/// The handle that changes the log level of the running subscriber: `CONFIG SET loglevel` goes
+/// through [`set_log_level`]. Global because the subscriber it controls is global too.
+static LOG_LEVEL: std::sync::OnceLock<reload::Handle<LevelFilter, Registry>> =
+    std::sync::OnceLock::new();
+
+/// Maps Redis's `loglevel` names onto tracing levels. Redis's `verbose` sits between `debug` and
+/// `notice`, but Shoal logs nothing at that granularity, so it shows what `notice` shows.
+fn level_filter(loglevel: &str) -> LevelFilter {
+    match loglevel {
+        "debug" => LevelFilter::DEBUG,
+        "verbose" | "notice" => LevelFilter::INFO,
+        "warning" => LevelFilter::WARN,
+        _ => LevelFilter::OFF,
+    }
+}
+
+/// Applies a new `loglevel` to the running subscriber (no-op before logging is set up).
+pub(crate) fn set_log_level(loglevel: &str) {
+    if let Some(handle) = LOG_LEVEL.get() {
+        if let Err(e) = handle.modify(|f| *f = level_filter(loglevel)) {
+            eprintln!("Can't change the log level: {e}");
+        }
+    }
+}
+
+/// Installs the global subscriber: `loglevel` behind a reload handle, lines as text or JSON
+/// (`log-format`), to standard output or `logfile`.
 fn init_logging(cfg: &Config) -> Result<(), String> {
-    let level = match cfg.get("loglevel") {
-        "debug" => Some(tracing::Level::DEBUG),
-        "verbose" => Some(tracing::Level::INFO),
-        "notice" => Some(tracing::Level::INFO),
-        "warning" => Some(tracing::Level::WARN),
-        _ => None,
-    };
-    let Some(level) = level else {
-        return Ok(());
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_target(false);
-    match cfg.get("logfile") {
-        "" => builder.init(),
+    let (filter, handle) = reload::Layer::new(level_filter(cfg.get("loglevel")));
+    let (writer, ansi) = match cfg.get("logfile") {
+        "" => (
+            BoxMakeWriter::new(std::io::stdout),
+            std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        ),
         path => {
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
                 .map_err(|e| format!("Can't open the log file: {e}"))?;
-            builder
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(file))
-                .init();
+            (BoxMakeWriter::new(std::sync::Mutex::new(file)), false)
         }
-    }
+    };
+    let lines = tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .with_writer(writer);
+    let lines = match cfg.get("log-format") {
+        // One object per line with the event's fields at the top level next to `timestamp`,
+        // `level` and `message`, the shape log shippers index without extra parsing. Shoal
+        // opens no spans, so span context would only add empty keys.
+        "json" => lines
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .boxed(),
+        _ => lines.with_ansi(ansi).boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(lines)
+        .try_init()
+        .map_err(|e| format!("Can't set up logging: {e}"))?;
+    let _ = LOG_LEVEL.set(handle);
     Ok(())
 }
 
@@ -134,6 +178,14 @@ async fn run(cfg: Config, workers: usize) -> i32 {
             return 1;
         }
     };
+    let metrics = match http::bind(&shared) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("{e}");
+            return 1;
+        }
+    };
     if !pidfile.is_empty() {
         if let Err(e) = std::fs::write(&pidfile, format!("{}\n", std::process::id())) {
             tracing::warn!(error = %e, path = %pidfile, "failed to write the pid file");
@@ -153,6 +205,15 @@ async fn run(cfg: Config, workers: usize) -> i32 {
     if let Some((l, path)) = unix {
         addrs.push(format!("unix:{path}"));
         tokio::spawn(server::accept_unix(shared.clone(), l, path));
+    }
+    if let Some(l) = metrics {
+        if let Ok(a) = l.local_addr() {
+            addrs.push(format!("metrics=http://{a}"));
+        }
+        if let Err(e) = http::spawn(shared.clone(), l) {
+            tracing::error!(error = %e, "failed to start the metrics thread");
+            return 1;
+        }
     }
     let cron = match cron::spawn(shared.clone()) {
         Ok(h) => Some(h),

@@ -17,7 +17,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::clients::Clients;
 use crate::config::{self, Config};
-use shoal_observe::Stats;
+use shoal_observe::{Meters, Stats};
 
 /// A source of wall-clock time. Injected so tests (and, later, replicas replaying a stream) can
 /// run commands at a chosen instant.
@@ -78,6 +78,10 @@ pub struct Shared {
     lazy_free: Mutex<mpsc::Sender<Garbage>>,
     pub run_id: String,
     pub tcp_port: AtomicU64,
+    /// Instantaneous rates, sampled by the background cycle.
+    pub meters: Meters,
+    /// True while a dataset is being loaded at start-up: `/readyz` answers 503 until it clears.
+    pub loading: AtomicBool,
 }
 
 impl Shared {
@@ -134,6 +138,8 @@ impl Shared {
             lazy_free: Mutex::new(tx),
             run_id: run_id.chars().take(40).collect(),
             tcp_port: AtomicU64::new(0),
+            meters: Meters::default(),
+            loading: AtomicBool::new(false),
         });
         let cfg = shared.config.read().clone();
         shared.apply_all(&cfg);
@@ -168,6 +174,8 @@ impl Shared {
             .store(cfg.flag("lazyfree-lazy-user-flush"), Ordering::Relaxed);
         l.tcp_keepalive
             .store(cfg.int("tcp-keepalive") as u64, Ordering::Relaxed);
+        self.stats
+            .set_latency_tracking(cfg.flag("latency-tracking"));
         let ev = &self.ks.eviction;
         ev.set_maxmemory(cfg.bytes("maxmemory"));
         if let Some(p) = Policy::parse(cfg.get("maxmemory-policy")) {
@@ -267,7 +275,28 @@ impl ServerOps for Shared {
             }
         }
         self.apply_all(&next);
-        tracing::info!(changes = pairs.len(), "configuration changed by CONFIG SET");
+        // One line per parameter, after every value was accepted (CONFIG SET is all or nothing).
+        // Passwords are never written to the log.
+        for (k, _) in pairs {
+            let Some(p) = config::param(&String::from_utf8_lossy(k)) else {
+                continue;
+            };
+            let (old, new) = if p.name == "requirepass" {
+                ("(redacted)", "(redacted)")
+            } else {
+                (current.get(p.name), next.get(p.name))
+            };
+            tracing::info!(
+                parameter = p.name,
+                old,
+                new,
+                "configuration changed by CONFIG SET"
+            );
+        }
+        // The level changes after the lines above, so raising it to `warning` is still recorded.
+        if seen.contains("loglevel") {
+            crate::set_log_level(next.get("loglevel"));
+        }
         *current = next;
         Ok(())
     }

@@ -110,6 +110,7 @@ fn register(shared: &Shared, peer: Peer, fd: i32) -> Arc<ClientInfo> {
         kill_notify: tokio::sync::Notify::new(),
         qbuf: Default::default(),
         blocked: Default::default(),
+        io: Default::default(),
     });
     shared.clients.add(info.clone());
     info
@@ -127,6 +128,25 @@ fn admission(shared: &Shared, peer: &Peer) -> Option<&'static [u8]> {
         return Some(DENIED_ERR);
     }
     None
+}
+
+/// Logs a client refused by [`admission`], naming the reason from the error it was sent.
+fn log_rejected(shared: &Shared, peer: &str, err: &[u8]) {
+    if err == MAXCLIENTS_ERR {
+        let maxclients = shared.live.maxclients.load(Ordering::Relaxed);
+        tracing::warn!(
+            peer,
+            reason = "maxclients",
+            maxclients,
+            "client rejected: max number of clients reached"
+        );
+    } else {
+        tracing::warn!(
+            peer,
+            reason = "protected-mode",
+            "client rejected: protected mode is on and no password is set"
+        );
+    }
 }
 
 /// Accepts TCP clients until shutdown.
@@ -150,7 +170,7 @@ pub async fn accept_tcp(shared: Arc<Shared>, listener: TcpListener) {
         let peer = Peer::Tcp { addr, local };
         if let Some(err) = admission(&shared, &peer) {
             shared.clients.rejected.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(%addr, "connection refused");
+            log_rejected(&shared, &addr.to_string(), err);
             let _ = stream.write_all(err).await;
             continue;
         }
@@ -186,6 +206,7 @@ pub async fn accept_unix(shared: Arc<Shared>, listener: UnixListener, path: Stri
         let peer = Peer::Unix { path: path.clone() };
         if let Some(err) = admission(&shared, &peer) {
             shared.clients.rejected.fetch_add(1, Ordering::Relaxed);
+            log_rejected(&shared, &format!("unix:{path}"), err);
             let _ = stream.write_all(err).await;
             continue;
         }

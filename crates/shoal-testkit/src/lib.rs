@@ -4,6 +4,7 @@
 pub mod cases;
 pub mod client;
 pub mod diff;
+pub mod http;
 pub mod probe;
 pub mod render;
 pub mod server;

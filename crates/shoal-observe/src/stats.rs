@@ -34,6 +34,9 @@ pub struct Shard {
     pub net_out: AtomicU64,
     pub commands: AtomicU64,
     pub dirty: AtomicU64,
+    /// Error replies by code. A mutex only this thread takes on the command path (readers take
+    /// it at `INFO` or scrape time), so it is uncontended.
+    errors: Mutex<HashMap<String, u64>>,
 }
 
 fn bump(c: &AtomicU64, by: u64) {
@@ -47,7 +50,6 @@ pub struct Stats {
     index: HashMap<usize, usize, foldhash::fast::FixedState>,
     names: Vec<&'static str>,
     shards: Mutex<Vec<Arc<Shard>>>,
-    errors: Mutex<HashMap<String, u64>>,
     /// Counters folded in by `CONFIG RESETSTAT` are subtracted from the shards' totals.
     baseline: Mutex<Totals>,
     /// Histograms at the last `CONFIG RESETSTAT`, by command index.
@@ -87,7 +89,6 @@ impl Stats {
             index,
             names,
             shards: Mutex::new(Vec::new()),
-            errors: Mutex::new(HashMap::new()),
             baseline: Mutex::new(Totals::default()),
             latency_baseline: Mutex::new(HashMap::new()),
             tracking: AtomicBool::new(true),
@@ -106,6 +107,7 @@ impl Stats {
                     net_out: AtomicU64::new(0),
                     commands: AtomicU64::new(0),
                     dirty: AtomicU64::new(0),
+                    errors: Mutex::new(HashMap::new()),
                 });
                 self.shards.lock().push(s.clone());
                 s
@@ -128,17 +130,23 @@ impl Stats {
         error: Option<&str>,
         dirty: u64,
     ) {
-        if let Some(code) = error {
-            *self.errors.lock().entry(code.to_string()).or_insert(0) += 1;
-        }
         let index = spec.and_then(|spec| self.index.get(&(spec as *const CommandSpec as usize)));
-        if index.is_none() && dirty == 0 {
+        if index.is_none() && dirty == 0 && error.is_none() {
             return;
         }
         // One visit to the thread's shard per command: this runs on every command.
         self.with_shard(|s| {
             if dirty > 0 {
                 bump(&s.dirty, dirty);
+            }
+            if let Some(code) = error {
+                let mut errors = s.errors.lock();
+                match errors.get_mut(code) {
+                    Some(n) => *n += 1,
+                    None => {
+                        errors.insert(code.to_string(), 1);
+                    }
+                }
             }
             let Some(&i) = index else { return };
             let c = &s.cmds[i];
@@ -220,12 +228,13 @@ impl Stats {
 
     /// Error counts by code.
     pub fn errors(&self) -> Vec<(String, u64)> {
-        let mut v: Vec<_> = self
-            .errors
-            .lock()
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
+        let mut sum: HashMap<String, u64> = HashMap::new();
+        for s in self.shards.lock().iter() {
+            for (code, n) in s.errors.lock().iter() {
+                *sum.entry(code.clone()).or_insert(0) += n;
+            }
+        }
+        let mut v: Vec<_> = sum.into_iter().collect();
         v.sort();
         v
     }
@@ -268,6 +277,8 @@ impl Stats {
         let latency = self.raw_latency();
         *self.baseline.lock() = now;
         *self.latency_baseline.lock() = latency.into_iter().collect();
-        self.errors.lock().clear();
+        for s in self.shards.lock().iter() {
+            s.errors.lock().clear();
+        }
     }
 }

@@ -26,6 +26,8 @@ pub enum Action {
     Sleep(std::time::Duration),
     /// Shut the server down (`SHUTDOWN`).
     Shutdown(ShutdownOptions),
+    /// Stream every command the server runs to this client (`MONITOR`).
+    Monitor,
 }
 
 /// Options of `SHUTDOWN`.
@@ -125,12 +127,54 @@ pub trait ServerOps: Send + Sync {
     fn memory_stats(&self) -> Vec<(String, Frame)>;
     /// `MEMORY MALLOC-STATS` text.
     fn malloc_stats(&self) -> String;
+    /// `MEMORY DOCTOR` report. The default, for servers without memory figures (such as test
+    /// stand-ins), reports nothing.
+    fn memory_doctor(&self) -> String {
+        String::new()
+    }
     /// Frees tables taken out by a flush, on a background thread when `lazy`.
     fn free(&self, garbage: Garbage, lazy: bool);
     /// Size limits commands enforce.
     fn limits(&self) -> CommandLimits;
     /// `lazyfree-lazy-user-flush` and `lazyfree-lazy-user-del`.
     fn lazy_user_flush(&self) -> bool;
+
+    // The slow log and the latency monitor. The defaults describe a server that records neither
+    // (such as a test stand-in).
+
+    /// `SLOWLOG GET`: the newest `count` entries, newest first, each as the six-element array
+    /// Redis replies with (id, Unix time, microseconds, arguments, client address, client name).
+    fn slowlog_get(&self, _count: usize) -> Vec<Frame> {
+        Vec::new()
+    }
+    /// `SLOWLOG LEN`.
+    fn slowlog_len(&self) -> usize {
+        0
+    }
+    /// `SLOWLOG RESET`.
+    fn slowlog_reset(&self) {}
+    /// `LATENCY LATEST`: for each event, its name, the time (Unix seconds) and latency (ms) of its
+    /// newest sample, and its worst latency.
+    fn latency_latest(&self) -> Vec<(String, u64, u64, u64)> {
+        Vec::new()
+    }
+    /// `LATENCY HISTORY event`: (Unix seconds, latency in ms) of each sample, oldest first.
+    fn latency_history(&self, _event: &[u8]) -> Vec<(u64, u64)> {
+        Vec::new()
+    }
+    /// `LATENCY RESET [event ...]`: forgets the named events (every event when none is named);
+    /// returns how many were forgotten.
+    fn latency_reset(&self, _events: &[Bytes]) -> usize {
+        0
+    }
+    /// `LATENCY GRAPH event`, or `None` when the event has no samples.
+    fn latency_graph(&self, _event: &[u8]) -> Option<String> {
+        None
+    }
+    /// `LATENCY DOCTOR` report.
+    fn latency_doctor(&self) -> String {
+        String::new()
+    }
 }
 
 /// What a handler runs with.

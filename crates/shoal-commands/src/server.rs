@@ -1,5 +1,5 @@
 //! Server commands (INFO, CONFIG, COMMAND, DBSIZE, FLUSHALL, SWAPDB, TIME, DEBUG, MEMORY,
-//! SHUTDOWN). Handlers parse and validate; anything that needs the running server goes through
+//! SHUTDOWN, SLOWLOG, LATENCY, MONITOR). Handlers parse and validate; anything that needs the running server goes through
 //! [`ServerOps`](crate::cx::ServerOps).
 
 use bytes::Bytes;
@@ -215,6 +215,62 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         info,
     ),
     container(
+        "latency",
+        "A container for latency diagnostics commands",
+        "2.8.13",
+        &[
+            spec(
+                "latency|doctor",
+                2,
+                ADMIN.with(Flags::LOADING).with(Flags::STALE),
+                "Return a human readable latency analysis report.",
+                "2.8.13",
+                latency_doctor,
+            ),
+            spec(
+                "latency|graph",
+                3,
+                ADMIN.with(Flags::LOADING).with(Flags::STALE),
+                "Return a latency graph for the event.",
+                "2.8.13",
+                latency_graph,
+            ),
+            spec(
+                "latency|help",
+                2,
+                Flags::LOADING.with(Flags::STALE),
+                "Show helpful text about the different subcommands.",
+                "2.8.13",
+                latency_help,
+            ),
+            spec(
+                "latency|history",
+                3,
+                ADMIN.with(Flags::LOADING).with(Flags::STALE),
+                "Return timestamp-latency samples for the event.",
+                "2.8.13",
+                latency_history,
+            ),
+            spec(
+                "latency|latest",
+                2,
+                ADMIN.with(Flags::LOADING).with(Flags::STALE),
+                "Return the latest latency samples for all events.",
+                "2.8.13",
+                latency_latest,
+            ),
+            spec(
+                "latency|reset",
+                -2,
+                ADMIN.with(Flags::LOADING).with(Flags::STALE),
+                "Reset latency data for one or more events.",
+                "2.8.13",
+                latency_reset,
+            ),
+        ],
+        latency_help,
+    ),
+    container(
         "memory",
         "A container for memory diagnostics commands.",
         "4.0.0",
@@ -275,6 +331,16 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         memory_help,
     ),
     spec(
+        "monitor",
+        1,
+        ADMIN.with(Flags::LOADING).with(Flags::STALE),
+        "Listen for all requests received by the server in real time",
+        "1.0.0",
+        monitor,
+    )
+    // Redis documents no complexity for MONITOR.
+    .complexity(""),
+    spec(
         "shutdown",
         -1,
         ADMIN
@@ -285,6 +351,48 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         "Synchronously saves the database(s) to disk and shuts down the Redis server.",
         "1.0.0",
         shutdown,
+    ),
+    container(
+        "slowlog",
+        "A container for slow log commands",
+        "2.2.12",
+        &[
+            spec(
+                "slowlog|get",
+                -2,
+                Flags::ADMIN.with(Flags::LOADING).with(Flags::STALE),
+                "Get the slow log's entries",
+                "2.2.12",
+                slowlog_get,
+            )
+            .complexity("O(N) where N is the number of entries returned"),
+            spec(
+                "slowlog|help",
+                2,
+                Flags::LOADING.with(Flags::STALE),
+                "Show helpful text about the different subcommands",
+                "6.2.0",
+                slowlog_help,
+            ),
+            spec(
+                "slowlog|len",
+                2,
+                Flags::ADMIN.with(Flags::LOADING).with(Flags::STALE),
+                "Get the slow log's length",
+                "2.2.12",
+                slowlog_len,
+            ),
+            spec(
+                "slowlog|reset",
+                2,
+                Flags::ADMIN.with(Flags::LOADING).with(Flags::STALE),
+                "Clear all entries from the slow log",
+                "2.2.12",
+                slowlog_reset,
+            )
+            .complexity("O(N) where N is the number of entries in the slowlog"),
+        ],
+        slowlog_help,
     ),
     spec(
         "swapdb",
@@ -505,16 +613,11 @@ fn memory_stats(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
     ))
 }
 
+// Command: MEMORY DOCTOR
 fn memory_doctor(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
-    let used = cx.ks.used_memory();
-    let text = if used < 5 << 20 {
-        "Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.".to_string()
-    } else {
-        "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.".to_string()
-    };
     Ok(Frame::Verbatim {
         format: *b"txt",
-        text: Bytes::from(text),
+        text: Bytes::from(cx.server.memory_doctor()),
     })
 }
 
@@ -546,6 +649,151 @@ fn memory_help(_cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
             "    sampled up to <count> times (default: 5, 0 means sample all).",
         ],
     ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// SLOWLOG, LATENCY and MONITOR: the server records; these handlers parse and shape the replies.
+
+// Command: SLOWLOG GET [count]
+fn slowlog_get(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    if a.len() > 3 {
+        // The arity lets any number of arguments through; Redis checks the count itself.
+        return Err(CommandError::err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try SLOWLOG HELP.",
+            args::text(&a[1])
+        )));
+    }
+    let count = match a.get(2) {
+        None => 10,
+        Some(c) => match args::parse_i64(c) {
+            Some(-1) => usize::MAX,
+            Some(n) if n >= 0 => usize::try_from(n).unwrap_or(usize::MAX),
+            _ => {
+                return Err(CommandError::err(
+                    "count should be greater than or equal to -1",
+                ))
+            }
+        },
+    };
+    Ok(Frame::Array(cx.server.slowlog_get(count)))
+}
+
+// Command: SLOWLOG LEN
+fn slowlog_len(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    Ok(Frame::Integer(cx.server.slowlog_len() as i64))
+}
+
+// Command: SLOWLOG RESET
+fn slowlog_reset(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    cx.server.slowlog_reset();
+    Ok(Frame::ok())
+}
+
+fn slowlog_help(_cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    Ok(help_reply(
+        "SLOWLOG",
+        &[
+            "GET [<count>]",
+            "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+            "    Entries are made of:",
+            "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+            "    client name",
+            "LEN",
+            "    Return the length of the slowlog.",
+            "RESET",
+            "    Reset the slowlog.",
+        ],
+    ))
+}
+
+// Command: LATENCY LATEST
+fn latency_latest(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    let events = cx.server.latency_latest();
+    Ok(Frame::Array(
+        events
+            .into_iter()
+            .map(|(event, time, latency, max)| {
+                Frame::Array(vec![
+                    Frame::Bulk(Bytes::from(event)),
+                    Frame::Integer(time as i64),
+                    Frame::Integer(latency as i64),
+                    Frame::Integer(max as i64),
+                ])
+            })
+            .collect(),
+    ))
+}
+
+// Command: LATENCY HISTORY event
+fn latency_history(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    let samples = cx.server.latency_history(&a[2]);
+    Ok(Frame::Array(
+        samples
+            .into_iter()
+            .map(|(time, latency)| {
+                Frame::Array(vec![
+                    Frame::Integer(time as i64),
+                    Frame::Integer(latency as i64),
+                ])
+            })
+            .collect(),
+    ))
+}
+
+// Command: LATENCY RESET [event ...]
+fn latency_reset(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    Ok(Frame::Integer(cx.server.latency_reset(&a[2..]) as i64))
+}
+
+// Command: LATENCY GRAPH event
+fn latency_graph(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    let graph = cx.server.latency_graph(&a[2]).ok_or_else(|| {
+        CommandError::err(format!(
+            "No samples available for event '{}'",
+            args::text(&a[2])
+        ))
+    })?;
+    Ok(Frame::Verbatim {
+        format: *b"txt",
+        text: Bytes::from(graph),
+    })
+}
+
+// Command: LATENCY DOCTOR
+fn latency_doctor(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    Ok(Frame::Verbatim {
+        format: *b"txt",
+        text: Bytes::from(cx.server.latency_doctor()),
+    })
+}
+
+fn latency_help(_cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    Ok(help_reply(
+        "LATENCY",
+        &[
+            "DOCTOR",
+            "    Return a human readable latency analysis report.",
+            "GRAPH <event>",
+            "    Return an ASCII latency graph for the <event> class.",
+            "HISTORY <event>",
+            "    Return time-latency samples for the <event> class.",
+            "LATEST",
+            "    Return the latest latency samples for all events.",
+            "RESET [<event> ...]",
+            "    Reset latency data of one or more <event> classes.",
+            "    (default: reset all data for all event classes)",
+            "HISTOGRAM [COMMAND ...]",
+            "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
+            "    If no commands are specified then all histograms are replied.",
+        ],
+    ))
+}
+
+// Command: MONITOR
+fn monitor(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    // The connection switches to streaming once the reply is queued; it alone owns the socket.
+    cx.client.action = Some(Action::Monitor);
+    Ok(Frame::ok())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -620,8 +868,11 @@ fn command_docs_frame(s: &'static CommandSpec) -> Frame {
         (Frame::bulk("summary"), Frame::bulk(s.summary)),
         (Frame::bulk("since"), Frame::bulk(s.since)),
         (Frame::bulk("group"), Frame::bulk(s.group.name())),
-        (Frame::bulk("complexity"), Frame::bulk(s.complexity)),
     ];
+    // A few commands (MONITOR) document no complexity, and Redis then leaves the field out.
+    if !s.complexity.is_empty() {
+        m.push((Frame::bulk("complexity"), Frame::bulk(s.complexity)));
+    }
     if !s.subcommands.is_empty() {
         m.push((
             Frame::bulk("subcommands"),

@@ -6,7 +6,9 @@
 
 pub mod expose;
 pub mod histogram;
+pub mod latency;
 pub mod meter;
+pub mod slowlog;
 pub mod stats;
 
 pub use meter::{Meter, Meters};

@@ -2,11 +2,13 @@
 //! `maxclients`.
 
 use std::collections::BTreeMap;
+use std::fmt::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use shoal_commands::{ClientFilter, ClientState};
 use shoal_resp::Protocol;
@@ -60,36 +62,129 @@ pub struct ClientInfo {
     /// Set by `CLIENT KILL`; the connection task closes when it sees it.
     pub killed: AtomicBool,
     pub kill_notify: Notify,
-    /// Bytes waiting in the query buffer and the output buffer, for `qbuf=`/`omem=`.
+    /// Bytes of input received but not yet parsed into a command, for `qbuf=`.
     pub qbuf: AtomicUsize,
     /// True while the client waits (`CLIENT PAUSE`), for `flags=b` and `blocked_clients`.
     pub blocked: AtomicBool,
+    /// Buffer and argument sizes only the connection loop knows.
+    pub io: ClientIo,
+}
+
+/// The connection loop's buffer figures, for `CLIENT LIST` (`qbuf-free`, `argv-mem`, `rbs`,
+/// `rbp`, `obl`, `events`, `tot-mem`) and `INFO` (`client_recent_max_input_buffer`,
+/// `mem_clients_normal`, `MEMORY DOCTOR`).
+///
+/// Plain atomics that only the connection task writes, so recording them costs a few relaxed
+/// stores per command and no lock; readers may see figures from slightly different instants,
+/// which is good enough for a listing.
+#[derive(Default)]
+pub struct ClientIo {
+    /// Allocated size of the query buffer.
+    pub input_capacity: AtomicUsize,
+    /// Total length of the arguments of the command running now, 0 between commands: Redis
+    /// frees a command's arguments once it has run.
+    pub argv_mem: AtomicUsize,
+    /// Allocated size of the reply buffer (`rbs=`).
+    pub output_capacity: AtomicUsize,
+    /// Most reply bytes the buffer has held at once (`rbp=`). Redis forgets its peak every few
+    /// seconds because it shrinks the buffer to fit; Shoal never shrinks it, so the peak since
+    /// the connection opened is what explains `rbs`.
+    pub output_peak: AtomicUsize,
+    /// Reply bytes waiting to be written (`obl=`); non-zero while a write is in progress.
+    pub output_pending: AtomicUsize,
 }
 
 impl ClientInfo {
-    /// `flags=` in `CLIENT LIST`: `b` blocked, `U` Unix socket, `N` none.
-    pub fn flags(&self) -> String {
+    /// Records the sizes of the query and reply buffers; the connection loop calls it once per
+    /// batch of requests, before writing the batch's replies.
+    #[allow(dead_code)] // The connection loop starts calling it with issue 7's wiring.
+    pub fn note_buffers(&self, input: &BytesMut, output: &BytesMut) {
+        let io = &self.io;
+        self.qbuf.store(input.len(), Ordering::Relaxed);
+        io.input_capacity.store(input.capacity(), Ordering::Relaxed);
+        io.output_capacity
+            .store(output.capacity(), Ordering::Relaxed);
+        io.output_pending.store(output.len(), Ordering::Relaxed);
+        if output.len() > io.output_peak.load(Ordering::Relaxed) {
+            io.output_peak.store(output.len(), Ordering::Relaxed);
+        }
+    }
+
+    /// Records that the batch's replies have been written.
+    #[allow(dead_code)] // The connection loop starts calling it with issue 7's wiring.
+    pub fn note_flushed(&self) {
+        self.io.output_pending.store(0, Ordering::Relaxed);
+    }
+
+    /// Records the arguments of the command about to run (`argv-mem=`).
+    #[allow(dead_code)] // The connection loop starts calling it with issue 7's wiring.
+    pub fn command_started(&self, args: &[Bytes]) {
+        let len = args.iter().map(Bytes::len).sum();
+        self.io.argv_mem.store(len, Ordering::Relaxed);
+    }
+
+    /// Records that the command has run and its arguments are gone.
+    #[allow(dead_code)] // The connection loop starts calling it with issue 7's wiring.
+    pub fn command_finished(&self) {
+        self.io.argv_mem.store(0, Ordering::Relaxed);
+    }
+
+    /// `flags=` in `CLIENT LIST`, in Redis's letter order: `O` monitor, `b` blocked, `U` Unix
+    /// socket, `e` no-evict, `T` no-touch (Redis 7.2's letter for the 7.2 command Shoal has), `N`
+    /// none.
+    pub fn flags(&self, d: &Details) -> String {
         let mut f = String::new();
+        if d.monitor {
+            f.push('O');
+        }
         if self.blocked.load(Ordering::Relaxed) {
             f.push('b');
         }
         if matches!(self.peer, Peer::Unix { .. }) {
             f.push('U');
         }
+        if d.no_evict {
+            f.push('e');
+        }
+        if d.no_touch {
+            f.push('T');
+        }
         if f.is_empty() {
             f.push('N');
         }
         f
     }
+
+    /// `tot-mem=`: what the client costs, as Redis counts it: the client structures, both
+    /// buffers' allocations and the arguments of the command it is running.
+    pub fn total_memory(&self) -> usize {
+        let io = &self.io;
+        CLIENT_STRUCT_BYTES
+            + io.input_capacity.load(Ordering::Relaxed)
+            + io.output_capacity.load(Ordering::Relaxed)
+            + io.argv_mem.load(Ordering::Relaxed)
+    }
 }
 
-/// Rarely changing text fields.
+/// The fixed part of a client's memory: its registry entry and the state its connection task
+/// keeps.
+const CLIENT_STRUCT_BYTES: usize =
+    std::mem::size_of::<ClientInfo>() + std::mem::size_of::<ClientState>();
+
+/// Rarely changing fields, behind a lock: written by commands through [`Clients::update`], and
+/// by the connection loop when the command it runs or its `MONITOR` mode changes.
 #[derive(Default)]
 pub struct Details {
     pub name: Option<String>,
     pub lib_name: Option<String>,
     pub lib_ver: Option<String>,
     pub last_cmd: &'static str,
+    /// `CLIENT NO-EVICT on`, for `flags=e`.
+    pub no_evict: bool,
+    /// `CLIENT NO-TOUCH on`, for `flags=T`.
+    pub no_touch: bool,
+    /// In `MONITOR` mode, for `flags=O`.
+    pub monitor: bool,
 }
 
 /// All connected clients by id.
@@ -142,6 +237,8 @@ impl Clients {
             d.name = text(&state.name);
             d.lib_name = text(&state.lib_name);
             d.lib_ver = text(&state.lib_ver);
+            d.no_evict = state.no_evict;
+            d.no_touch = state.no_touch;
         }
     }
 
@@ -162,14 +259,32 @@ impl Clients {
             .collect()
     }
 
-    /// One `CLIENT LIST` line, with Redis's fields.
+    /// Figures over every client for `INFO clients` and `INFO memory`.
+    pub fn summary(&self) -> Summary {
+        let mut sum = Summary::default();
+        for c in self.map.lock().values() {
+            let input = c.io.input_capacity.load(Ordering::Relaxed);
+            sum.max_input_buffer = sum.max_input_buffer.max(input);
+            sum.memory += c.total_memory();
+        }
+        sum
+    }
+
+    /// One `CLIENT LIST` line: Redis 7.0's fields in Redis's order, then the two Redis 7.2
+    /// added for `CLIENT SETINFO` (which Shoal has), so that tools splitting on spaces or
+    /// looking fields up by name both work.
     pub fn line(c: &ClientInfo) -> String {
         let d = c.details.lock();
+        let io = &c.io;
         let age = c.created.elapsed();
         let idle_ms =
             (age.as_millis() as u64).saturating_sub(c.last_active_ms.load(Ordering::Relaxed));
-        format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
+        let qbuf = c.qbuf.load(Ordering::Relaxed);
+        let pending = io.output_pending.load(Ordering::Relaxed);
+        let mut out = String::with_capacity(320);
+        let _ = write!(
+            out,
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={}",
             c.id,
             c.peer.addr(),
             c.peer.laddr(),
@@ -177,13 +292,196 @@ impl Clients {
             d.name.as_deref().unwrap_or(""),
             age.as_secs(),
             idle_ms / 1000,
-            c.flags(),
+            c.flags(&d),
             c.db.load(Ordering::Relaxed),
-            c.qbuf.load(Ordering::Relaxed),
-            if d.last_cmd.is_empty() { "NULL" } else { d.last_cmd },
-            if c.resp3.load(Ordering::Relaxed) { 3 } else { 2 },
+        );
+        // Pub/Sub and transactions do not exist yet, so there are no subscriptions and no
+        // queued commands (`multi=-1` means "not in MULTI").
+        out.push_str(" sub=0 psub=0 ssub=0 multi=-1");
+        let _ = write!(
+            out,
+            " qbuf={qbuf} qbuf-free={} argv-mem={} multi-mem=0",
+            io.input_capacity
+                .load(Ordering::Relaxed)
+                .saturating_sub(qbuf),
+            io.argv_mem.load(Ordering::Relaxed),
+        );
+        // Shoal keeps all pending replies in one growable buffer and has no reply list, so the
+        // list's length and memory (`oll`, `omem`) are 0 and pending bytes show in `obl`.
+        let _ = write!(
+            out,
+            " rbs={} rbp={} obl={pending} oll=0 omem=0 tot-mem={}",
+            io.output_capacity.load(Ordering::Relaxed),
+            io.output_peak.load(Ordering::Relaxed),
+            c.total_memory(),
+        );
+        // The socket is always watched for input; `w` shows a write still in progress.
+        let events = if pending > 0 { "rw" } else { "r" };
+        let _ = writeln!(
+            out,
+            " events={events} cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            if d.last_cmd.is_empty() {
+                "NULL"
+            } else {
+                d.last_cmd
+            },
+            if c.resp3.load(Ordering::Relaxed) {
+                3
+            } else {
+                2
+            },
             d.lib_name.as_deref().unwrap_or(""),
             d.lib_ver.as_deref().unwrap_or(""),
-        )
+        );
+        out
+    }
+}
+
+/// Totals over the connected clients.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct Summary {
+    /// The largest query buffer allocation (`client_recent_max_input_buffer`).
+    pub max_input_buffer: usize,
+    /// Every client's `tot-mem` added up (`mem_clients_normal`).
+    pub memory: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(peer: Peer) -> ClientInfo {
+        ClientInfo {
+            id: 7,
+            peer,
+            fd: 9,
+            created: Instant::now(),
+            last_active_ms: AtomicU64::new(0),
+            db: AtomicUsize::new(0),
+            resp3: AtomicBool::new(false),
+            details: Mutex::new(Details::default()),
+            killed: AtomicBool::new(false),
+            kill_notify: Notify::new(),
+            qbuf: AtomicUsize::new(0),
+            blocked: AtomicBool::new(false),
+            io: ClientIo::default(),
+        }
+    }
+
+    fn tcp() -> Peer {
+        Peer::Tcp {
+            addr: "127.0.0.1:50000".parse().unwrap(),
+            local: "127.0.0.1:6379".parse().unwrap(),
+        }
+    }
+
+    fn fields(line: &str) -> Vec<(String, String)> {
+        line.trim_end()
+            .split(' ')
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap();
+                (k.to_string(), v.to_string())
+            })
+            .collect()
+    }
+
+    fn field(line: &str, name: &str) -> String {
+        fields(line)
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| panic!("no {name} in {line}"))
+    }
+
+    #[test]
+    fn line_has_redis_fields_in_order() {
+        let line = Clients::line(&client(tcp()));
+        assert!(line.ends_with('\n'), "{line:?}");
+        let names: Vec<String> = fields(&line).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            names.join(" "),
+            "id addr laddr fd name age idle flags db sub psub ssub multi qbuf qbuf-free argv-mem \
+             multi-mem rbs rbp obl oll omem tot-mem events cmd user redir resp lib-name lib-ver"
+        );
+        assert!(line.starts_with("id=7 addr=127.0.0.1:50000 laddr=127.0.0.1:6379 fd=9 name= "));
+        assert!(line.contains(" flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 "));
+        assert!(
+            line.ends_with(" events=r cmd=NULL user=default redir=-1 resp=2 lib-name= lib-ver=\n")
+        );
+    }
+
+    #[test]
+    fn buffers_and_arguments_show_in_the_line() {
+        let c = client(tcp());
+        let mut input = BytesMut::with_capacity(1024);
+        input.extend_from_slice(b"*1\r\n$4\r\nPI");
+        let mut output = BytesMut::with_capacity(4096);
+        output.extend_from_slice(&[b'x'; 300]);
+        c.note_buffers(&input, &output);
+        c.command_started(&[Bytes::from_static(b"CLIENT"), Bytes::from_static(b"LIST")]);
+        let line = Clients::line(&c);
+        assert_eq!(field(&line, "qbuf"), "10");
+        assert_eq!(
+            field(&line, "qbuf-free"),
+            (input.capacity() - 10).to_string()
+        );
+        assert_eq!(field(&line, "argv-mem"), "10");
+        assert_eq!(field(&line, "rbs"), output.capacity().to_string());
+        assert_eq!(field(&line, "rbp"), "300");
+        // Replies not yet written show as pending output and a wanted write.
+        assert_eq!(field(&line, "obl"), "300");
+        assert_eq!(field(&line, "events"), "rw");
+        let total: usize = field(&line, "tot-mem").parse().unwrap();
+        assert_eq!(
+            total,
+            CLIENT_STRUCT_BYTES + input.capacity() + output.capacity() + 10
+        );
+
+        c.note_flushed();
+        c.command_finished();
+        output.clear();
+        c.note_buffers(&input, &output);
+        let line = Clients::line(&c);
+        assert_eq!(field(&line, "argv-mem"), "0");
+        assert_eq!(field(&line, "obl"), "0");
+        assert_eq!(field(&line, "events"), "r");
+        // The peak outlives the batch that set it.
+        assert_eq!(field(&line, "rbp"), "300");
+    }
+
+    #[test]
+    fn flags_follow_redis_letter_order() {
+        let c = client(Peer::Unix {
+            path: "/tmp/shoal.sock".into(),
+        });
+        assert_eq!(field(&Clients::line(&c), "flags"), "U");
+        c.blocked.store(true, Ordering::Relaxed);
+        {
+            let mut d = c.details.lock();
+            d.no_evict = true;
+            d.no_touch = true;
+            d.monitor = true;
+        }
+        assert_eq!(field(&Clients::line(&c), "flags"), "ObUeT");
+    }
+
+    #[test]
+    fn update_copies_the_client_state() {
+        let clients = Clients::default();
+        let c = Arc::new(client(tcp()));
+        clients.add(c.clone());
+        let mut state = ClientState::new(7, true);
+        state.db = 3;
+        state.protocol = Protocol::Resp3;
+        state.name = Some(Bytes::from_static(b"lister"));
+        state.no_evict = true;
+        clients.update(&state);
+        let line = Clients::line(&c);
+        assert_eq!(field(&line, "db"), "3");
+        assert_eq!(field(&line, "resp"), "3");
+        assert_eq!(field(&line, "name"), "lister");
+        assert_eq!(field(&line, "flags"), "e");
+        let summary = clients.summary();
+        assert_eq!(summary.memory, c.total_memory());
     }
 }

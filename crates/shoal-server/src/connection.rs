@@ -5,17 +5,28 @@
 //! all their replies with one `write`, so pipelined clients get batched I/O for free. Protocol
 //! errors are answered with Redis's `-ERR Protocol error: ...` and close the connection; command
 //! errors are ordinary replies.
+//!
+//! After each command the loop feeds what Redis's `call()` feeds: the slow log, the latency
+//! monitor and the `MONITOR` stream ([`Monitors`]). A client that sends `MONITOR` stays in this
+//! loop, which then also waits for lines from other clients' commands and writes them out.
 
-use std::sync::atomic::Ordering;
+use std::future::Future;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use shoal_commands::{resolve, Action, ClientState, Engine, Flags, ReplyMode};
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use shoal_commands::{
+    resolve, Action, ClientState, CommandError, CommandSpec, Engine, Executed, Flags, ReplyMode,
+};
+use shoal_observe::slowlog;
 use shoal_resp::{encode, Frame, RequestParser};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, Notify};
 
-use crate::clients::ClientInfo;
+use crate::clients::{ClientInfo, Peer};
 use crate::shared::Shared;
 
 /// Read buffer growth step. Large enough for a pipelined batch of small commands in one read.
@@ -23,6 +34,18 @@ const READ_CHUNK: usize = 16 * 1024;
 
 /// Replies are written out mid-batch once this many bytes are waiting.
 const FLUSH_AT: usize = 64 * 1024;
+
+/// How far a `MONITOR` client may fall behind: bytes of lines queued for it that its connection
+/// has not taken yet. Past this it is disconnected, the way Redis disconnects a client over its
+/// output buffer limit, so a monitor that stops reading cannot make the server's memory grow.
+/// Together with the bytes being written (at most [`FLUSH_AT`] plus a line), this bounds what one
+/// monitor costs. A single line longer than this (a command with a huge argument) disconnects
+/// every monitor. Until `client-output-buffer-limit` exists, this fixed bound governs.
+const MONITOR_BACKLOG_BYTES: usize = 32 << 20;
+
+/// The most lines a `MONITOR` client may have queued (its channel's capacity), which bounds the
+/// per-line overhead when lines are tiny. Reaching it disconnects the monitor too.
+const MONITOR_BACKLOG_LINES: usize = 65_536;
 
 /// Why a connection ended, for the log.
 #[derive(Debug)]
@@ -35,6 +58,8 @@ enum End {
     QueryBufferLimit,
     Timeout,
     Io,
+    /// A `MONITOR` client fell too far behind the stream.
+    MonitorLagging,
 }
 
 /// Serves one client until it ends.
@@ -43,6 +68,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let end = run(&shared, &mut stream, &info).await;
+    if let End::MonitorLagging = end {
+        tracing::warn!(id = info.id, addr = %info.peer.addr(), limit_bytes = MONITOR_BACKLOG_BYTES, "closing MONITOR client that fell behind");
+    }
     tracing::debug!(id = info.id, addr = %info.peer.addr(), reason = ?end, "client closed");
     let _ = stream.shutdown().await;
     shared.clients.remove(info.id);
@@ -59,28 +87,43 @@ where
     let authenticated = !shared.live.has_password.load(Ordering::Relaxed);
     let mut client = ClientState::new(info.id, authenticated);
     let mut last_cmd: &'static str = "";
+    let mut watch = Watch {
+        monitors: &shared.monitors,
+        kill: &info.kill_notify,
+        sub: None,
+    };
     loop {
         // Run every complete request already buffered.
         let limits = shared.limits();
         loop {
             match parser.parse(&mut input, &limits) {
                 Ok(Some(args)) => {
-                    let step =
-                        run_command(shared, info, &mut client, &args, &mut output, &mut last_cmd)
-                            .await;
+                    let monitoring = watch.is_on();
+                    let step = run_command(
+                        shared,
+                        info,
+                        &mut client,
+                        &args,
+                        &mut output,
+                        &mut last_cmd,
+                        monitoring,
+                    )
+                    .await;
                     match step {
                         // A long pipeline is answered in slices, so replies waiting in memory
                         // stay bounded however many requests one read brought in.
                         Step::Continue if output.len() >= FLUSH_AT => {
-                            if write_out(shared, stream, &mut output).await.is_err() {
-                                return End::Io;
+                            if let Err(end) =
+                                watch.guard(write_out(shared, stream, &mut output)).await
+                            {
+                                return end;
                             }
                         }
                         Step::Continue => {}
-                        // DEBUG SLEEP answers after the pause, as in Redis.
-                        Step::Sleep(d) => tokio::time::sleep(d).await,
+                        Step::Monitor => watch.start(info.id),
+                        Step::Unmonitor => watch.stop(),
                         Step::Close(end) => {
-                            let _ = write_out(shared, stream, &mut output).await;
+                            let _ = watch.guard(write_out(shared, stream, &mut output)).await;
                             return end;
                         }
                     }
@@ -93,13 +136,13 @@ where
                         client.protocol,
                         &mut output,
                     );
-                    let _ = write_out(shared, stream, &mut output).await;
+                    let _ = watch.guard(write_out(shared, stream, &mut output)).await;
                     return End::Protocol;
                 }
             }
         }
-        if write_out(shared, stream, &mut output).await.is_err() {
-            return End::Io;
+        if let Err(end) = watch.guard(write_out(shared, stream, &mut output)).await {
+            return end;
         }
         // Like Redis, only unparsed input counts: arguments already split out of the buffer are
         // not query buffer any more.
@@ -112,9 +155,14 @@ where
         if input.capacity() - input.len() < READ_CHUNK / 4 {
             input.reserve(READ_CHUNK);
         }
-        let timeout = shared.live.timeout_secs.load(Ordering::Relaxed);
+        // Like Redis, which never times out replicas, a monitor is not idle while it watches.
+        let timeout = if watch.is_on() {
+            0
+        } else {
+            shared.live.timeout_secs.load(Ordering::Relaxed)
+        };
         let read = stream.read_buf(&mut input);
-        let n = tokio::select! {
+        let woke = tokio::select! {
             r = async {
                 if timeout > 0 {
                     tokio::time::timeout(Duration::from_secs(timeout), read).await
@@ -125,22 +173,46 @@ where
                 Err(_) => return End::Timeout,
                 Ok(Err(_)) => return End::Io,
                 Ok(Ok(0)) => return End::PeerClosed,
-                Ok(Ok(n)) => n,
+                Ok(Ok(n)) => Woke::Read(n),
             },
+            line = watch.next() => Woke::Line(line),
             _ = info.kill_notify.notified() => return End::Killed,
             _ = shutdown.changed() => return End::Shutdown,
         };
-        shared.stats.net(n as u64, 0);
-        if info.killed.load(Ordering::Relaxed) {
-            return End::Killed;
+        match woke {
+            Woke::Read(n) => {
+                shared.stats.net(n as u64, 0);
+                if info.killed.load(Ordering::Relaxed) {
+                    return End::Killed;
+                }
+            }
+            Woke::Line(None) => return End::MonitorLagging,
+            Woke::Line(Some(line)) => {
+                // `CLIENT REPLY OFF` silences the stream too, as Redis's reply suppression does.
+                watch.take(line, &mut output, client.reply != ReplyMode::Off);
+                if let Err(end) = watch.guard(write_out(shared, stream, &mut output)).await {
+                    return end;
+                }
+            }
         }
     }
+}
+
+/// What woke the connection up between batches.
+enum Woke {
+    /// The socket delivered this many bytes.
+    Read(usize),
+    /// A `MONITOR` line arrived, or `None` when this monitor was cut off for falling behind.
+    Line(Option<Bytes>),
 }
 
 /// What the connection does after a command.
 enum Step {
     Continue,
-    Sleep(Duration),
+    /// Start streaming other clients' commands (`MONITOR`).
+    Monitor,
+    /// Stop streaming (`RESET` from a monitor).
+    Unmonitor,
     Close(End),
 }
 
@@ -181,13 +253,17 @@ async fn wait_if_paused(shared: &Shared, info: &ClientInfo, is_write: bool) {
     }
 }
 
+/// Runs one command and queues its reply. `monitoring` is true while this client is in
+/// `MONITOR` mode, where Redis treats it as a replica: it may not touch the keyspace, and
+/// `CLIENT PAUSE` does not hold it.
 async fn run_command(
     shared: &Arc<Shared>,
     info: &ClientInfo,
     client: &mut ClientState,
-    args: &[bytes::Bytes],
+    args: &[Bytes],
     output: &mut BytesMut,
     last_cmd: &mut &'static str,
+    monitoring: bool,
 ) -> Step {
     // Resolve first so CLIENT LIST shows the command being run, and CLIENT PAUSE WRITE can tell
     // writes apart; the dispatcher reuses the result.
@@ -198,17 +274,31 @@ async fn run_command(
             info.details.lock().last_cmd = spec.name;
         }
     }
-    if shared.pause_until.load(Ordering::Relaxed) != 0 {
+    if !monitoring && shared.pause_until.load(Ordering::Relaxed) != 0 {
         let is_write = resolved.as_ref().is_ok_and(|s| s.flags.has(Flags::WRITE));
         wait_if_paused(shared, info, is_write).await;
     }
     let started = Instant::now();
-    let engine = Engine {
-        table: &shared.table,
-        ks: &shared.ks,
-        server: shared.as_ref(),
+    let ex = match resolved {
+        Ok(spec) if monitoring && touches_keyspace(spec) => refuse(
+            spec,
+            CommandError::err("Replica can't interact with the keyspace"),
+        ),
+        resolved => {
+            let engine = Engine {
+                table: &shared.table,
+                ks: &shared.ks,
+                server: shared.as_ref(),
+            };
+            engine.execute_resolved(resolved, client, args, shared.clock.now_us())
+        }
     };
-    let ex = engine.execute_resolved(resolved, client, args, shared.clock.now_us());
+    // DEBUG SLEEP answers after the pause, as in Redis; and since Redis sleeps inside the
+    // command, the pause counts as the command's run time for the statistics, the slow log and
+    // the latency monitor.
+    if let Some(Action::Sleep(d)) = client.action {
+        tokio::time::sleep(d).await;
+    }
     let finished = Instant::now();
     let nanos = finished.duration_since(started).as_nanos() as u64;
     let code = ex.error.as_ref().map(|e| e.code());
@@ -221,6 +311,10 @@ async fn run_command(
     );
     let active = finished.duration_since(info.created).as_millis() as u64;
     info.last_active_ms.store(active, Ordering::Relaxed);
+    // Like Redis, only commands that ran are observed, not those refused before running.
+    if let (false, Some(spec)) = (ex.rejected, ex.spec) {
+        observe(shared, info, client, spec, args, nanos / 1000);
+    }
 
     let action = client.action.take();
     if let Some(Action::Shutdown(opts)) = action {
@@ -240,14 +334,432 @@ async fn run_command(
             true
         }
     };
-    if !skip {
+    // Redis ignores MONITOR from a client that is already monitoring, without a reply.
+    let ignored = monitoring && action == Some(Action::Monitor);
+    if !skip && !ignored {
         encode(&ex.reply, client.protocol, output);
     }
     if client.close_after_reply {
         return Step::Close(End::Quit);
     }
     match action {
-        Some(Action::Sleep(d)) => Step::Sleep(d),
+        Some(Action::Monitor) if !monitoring => Step::Monitor,
+        // RESET turns a monitor back into an ordinary client.
+        _ if monitoring && ex.error.is_none() && ex.spec.is_some_and(|s| s.name == "reset") => {
+            Step::Unmonitor
+        }
         _ => Step::Continue,
+    }
+}
+
+/// True for the commands Redis refuses from replicas, and so from monitors: reads, writes and
+/// commands that may be replicated.
+fn touches_keyspace(spec: &CommandSpec) -> bool {
+    spec.flags.has(Flags::READONLY)
+        || spec.flags.has(Flags::WRITE)
+        || spec.flags.has(Flags::MAY_REPLICATE)
+}
+
+/// The outcome of a command refused before it ran.
+fn refuse(spec: &'static CommandSpec, error: CommandError) -> Executed {
+    Executed {
+        reply: error.to_frame(),
+        spec: Some(spec),
+        error: Some(error),
+        rejected: true,
+        journal: Default::default(),
+    }
+}
+
+/// Feeds what Redis feeds after running a command: the slow log, the latency monitor and the
+/// `MONITOR` stream. Each costs one relaxed load when it is off or the command does not qualify.
+fn observe(
+    shared: &Shared,
+    info: &ClientInfo,
+    client: &ClientState,
+    spec: &'static CommandSpec,
+    args: &[Bytes],
+    duration_us: u64,
+) {
+    let live = &shared.live;
+    let slower_than = live.slowlog_slower_than.load(Ordering::Relaxed);
+    let slow = slower_than >= 0
+        && duration_us >= slower_than as u64
+        && !spec.flags.has(Flags::SKIP_SLOWLOG);
+    let threshold_ms = live.latency_threshold_ms.load(Ordering::Relaxed);
+    let spike = threshold_ms > 0 && duration_us / 1000 >= threshold_ms;
+    // Redis never shows administrative commands to monitors, as too dangerous.
+    let watched = shared.monitors.active()
+        && !spec.flags.has(Flags::ADMIN)
+        && !spec.flags.has(Flags::SKIP_MONITOR);
+    if !(slow || spike || watched) {
+        return;
+    }
+    let now_us = shared.clock.now_us();
+    let now_secs = now_us / 1_000_000;
+    if spike {
+        let event = if spec.flags.has(Flags::FAST) {
+            "fast-command"
+        } else {
+            "command"
+        };
+        shared
+            .latency
+            .lock()
+            .add(event, duration_us / 1000, now_secs);
+    }
+    let secret = slowlog::secret_args(spec.name, args);
+    if slow {
+        let addr = info.peer.addr();
+        tracing::info!(
+            command = spec.name,
+            duration_us,
+            client = %addr,
+            id = info.id,
+            "slow command"
+        );
+        let entry = slowlog::Entry {
+            id: 0,
+            time: now_secs,
+            duration_us,
+            args: slowlog::logged_args(args, &secret),
+            addr,
+            name: client.name.as_ref().map(|n| n.to_vec()).unwrap_or_default(),
+        };
+        let max_len = live.slowlog_max_len.load(Ordering::Relaxed) as usize;
+        shared.slowlog.lock().push(entry, max_len);
+    }
+    if watched {
+        let line = monitor_line(now_us, client.db, &info.peer, args, &secret);
+        shared.monitors.feed(&line);
+    }
+}
+
+/// One `MONITOR` line as Redis writes it: `+<seconds>.<micros> [<db> <client>] "arg" ...`, the
+/// client as `ip:port` or `unix:<socket path>`, each argument quoted and escaped like Redis's
+/// `sdscatrepr`, the positions in `secret` shown as `(redacted)`.
+fn monitor_line(now_us: u64, db: usize, peer: &Peer, args: &[Bytes], secret: &[usize]) -> Bytes {
+    let size = 48 + args.iter().map(|a| a.len() + 3).sum::<usize>();
+    let mut out = Vec::with_capacity(size);
+    let _ = write!(
+        out,
+        "+{}.{:06} [{db} ",
+        now_us / 1_000_000,
+        now_us % 1_000_000
+    );
+    let _ = match peer {
+        Peer::Tcp { addr, .. } => write!(out, "{addr}] "),
+        Peer::Unix { path } => write!(out, "unix:{path}] "),
+    };
+    for (i, arg) in args.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        let shown: &[u8] = if secret.contains(&i) {
+            slowlog::REDACTED
+        } else {
+            arg
+        };
+        quote(&mut out, shown);
+    }
+    out.extend_from_slice(b"\r\n");
+    Bytes::from(out)
+}
+
+/// Appends `s` in double quotes, with backslash, double quote, newline, carriage return, tab,
+/// bell and backspace escaped C-style, other printable ASCII as is, and every other byte as
+/// `\xhh`.
+fn quote(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(b'"');
+    for &c in s {
+        match c {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x07 => out.extend_from_slice(b"\\a"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            b' '..=b'~' => out.push(c),
+            _ => {
+                let _ = write!(out, "\\x{c:02x}");
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+/// The clients in `MONITOR` mode, and the lines on their way to them.
+///
+/// Every executed command asks [`Monitors::active`], one relaxed atomic load, and builds its
+/// line only when someone is watching. Each monitor has a bounded queue (a channel of at most
+/// [`MONITOR_BACKLOG_LINES`] lines and [`MONITOR_BACKLOG_BYTES`] bytes); a monitor that falls
+/// that far behind is cut off and its connection closes.
+#[derive(Default)]
+pub struct Monitors {
+    /// The number of monitors, so that commands need no lock to learn there are none.
+    count: AtomicUsize,
+    sinks: Mutex<Vec<Sink>>,
+}
+
+/// The sending side of one monitor's queue.
+struct Sink {
+    id: u64,
+    tx: mpsc::Sender<Bytes>,
+    state: Arc<SinkState>,
+}
+
+/// What both sides of one monitor's queue share.
+#[derive(Default)]
+struct SinkState {
+    /// Bytes sent and not yet taken by the monitor's connection.
+    queued: AtomicUsize,
+    /// Signalled when the monitor is cut off for falling behind.
+    cut: Notify,
+}
+
+/// The receiving side of one monitor's queue, held by its connection.
+struct Subscription {
+    rx: mpsc::Receiver<Bytes>,
+    state: Arc<SinkState>,
+}
+
+impl Monitors {
+    /// True when at least one client is monitoring.
+    pub fn active(&self) -> bool {
+        self.count.load(Ordering::Relaxed) != 0
+    }
+
+    /// Queues `line` for every monitor, cutting off those that fell too far behind.
+    pub fn feed(&self, line: &Bytes) {
+        let mut sinks = self.sinks.lock();
+        sinks.retain(|s| {
+            let queued = s.state.queued.fetch_add(line.len(), Ordering::Relaxed) + line.len();
+            let kept = queued <= MONITOR_BACKLOG_BYTES && s.tx.try_send(line.clone()).is_ok();
+            if !kept {
+                // The connection learns it was cut off from this signal, or from its channel
+                // closing once the sender is dropped here.
+                s.state.cut.notify_one();
+            }
+            kept
+        });
+        self.count.store(sinks.len(), Ordering::Relaxed);
+    }
+
+    fn subscribe(&self, id: u64) -> Subscription {
+        let (tx, rx) = mpsc::channel(MONITOR_BACKLOG_LINES);
+        let state = Arc::new(SinkState::default());
+        let mut sinks = self.sinks.lock();
+        sinks.push(Sink {
+            id,
+            tx,
+            state: state.clone(),
+        });
+        self.count.store(sinks.len(), Ordering::Relaxed);
+        Subscription { rx, state }
+    }
+
+    fn unsubscribe(&self, id: u64) {
+        let mut sinks = self.sinks.lock();
+        sinks.retain(|s| s.id != id);
+        self.count.store(sinks.len(), Ordering::Relaxed);
+    }
+}
+
+/// One connection's side of `MONITOR`: its subscription while it monitors, which it leaves when
+/// dropped.
+struct Watch<'a> {
+    monitors: &'a Monitors,
+    /// The connection's `CLIENT KILL` signal, which also ends a monitor's stuck write.
+    kill: &'a Notify,
+    sub: Option<(u64, Subscription)>,
+}
+
+impl Watch<'_> {
+    fn is_on(&self) -> bool {
+        self.sub.is_some()
+    }
+
+    fn start(&mut self, id: u64) {
+        if self.sub.is_none() {
+            self.sub = Some((id, self.monitors.subscribe(id)));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some((id, _)) = self.sub.take() {
+            self.monitors.unsubscribe(id);
+        }
+    }
+
+    /// The next line for this monitor, or `None` once it has been cut off; never completes for
+    /// a connection that is not monitoring.
+    async fn next(&mut self) -> Option<Bytes> {
+        let Some((_, sub)) = self.sub.as_mut() else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            line = sub.rx.recv() => line,
+            _ = sub.state.cut.notified() => None,
+        }
+    }
+
+    /// Moves `first` and the lines queued behind it (up to a write's worth) into `output`, or
+    /// drops them when `deliver` is false.
+    fn take(&mut self, first: Bytes, output: &mut BytesMut, deliver: bool) {
+        let Some((_, sub)) = self.sub.as_mut() else {
+            return;
+        };
+        let mut line = first;
+        loop {
+            sub.state.queued.fetch_sub(line.len(), Ordering::Relaxed);
+            if deliver {
+                output.extend_from_slice(&line);
+            }
+            if output.len() >= FLUSH_AT {
+                break;
+            }
+            match sub.rx.try_recv() {
+                Ok(next) => line = next,
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Runs a write, giving up when this monitor is cut off or killed meanwhile: a monitor that
+    /// stopped reading would otherwise hold its connection in the write forever.
+    async fn guard(&self, write: impl Future<Output = std::io::Result<()>>) -> Result<(), End> {
+        match &self.sub {
+            None => write.await.map_err(|_| End::Io),
+            Some((_, sub)) => tokio::select! {
+                r = write => r.map_err(|_| End::Io),
+                _ = sub.state.cut.notified() => Err(End::MonitorLagging),
+                _ = self.kill.notified() => Err(End::Killed),
+            },
+        }
+    }
+}
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&[u8]]) -> Vec<Bytes> {
+        list.iter().map(|a| Bytes::copy_from_slice(a)).collect()
+    }
+
+    fn tcp() -> Peer {
+        let addr = "127.0.0.1:40000".parse().unwrap();
+        Peer::Tcp { addr, local: addr }
+    }
+
+    #[test]
+    fn monitor_line_escapes_like_sdscatrepr() {
+        let line = monitor_line(
+            1_700_000_000_000_042,
+            5,
+            &tcp(),
+            &args(&[b"SET", b"k", b"a\x00b\"\\\n\r\t\x07\x08\xff \xc3\xa9"]),
+            &[],
+        );
+        assert_eq!(
+            &line[..],
+            &b"+1700000000.000042 [5 127.0.0.1:40000] \"SET\" \"k\" \"a\\x00b\\\"\\\\\\n\\r\\t\\a\\b\\xff \\xc3\\xa9\"\r\n"[..]
+        );
+    }
+
+    #[test]
+    fn monitor_line_names_the_unix_socket_and_hides_secrets() {
+        let unix = Peer::Unix {
+            path: "/tmp/shoal.sock".into(),
+        };
+        let line = monitor_line(
+            2_000_000,
+            0,
+            &unix,
+            &args(&[b"AUTH", b"pw"]),
+            &slowlog::secret_args("auth", &args(&[b"AUTH", b"pw"])),
+        );
+        assert_eq!(
+            &line[..],
+            &b"+2.000000 [0 unix:/tmp/shoal.sock] \"AUTH\" \"(redacted)\"\r\n"[..]
+        );
+    }
+
+    #[test]
+    fn registry_costs_one_load_when_empty_and_forgets_leavers() {
+        let monitors = Monitors::default();
+        assert!(!monitors.active());
+        let kill = Notify::new();
+        let mut watch = Watch {
+            monitors: &monitors,
+            kill: &kill,
+            sub: None,
+        };
+        watch.start(7);
+        assert!(monitors.active());
+        monitors.feed(&Bytes::from_static(b"+1.000000 [0 x] \"PING\"\r\n"));
+        let mut output = BytesMut::new();
+        let (_, sub) = watch.sub.as_mut().unwrap();
+        let first = sub.rx.try_recv().unwrap();
+        watch.take(first, &mut output, true);
+        assert_eq!(&output[..], b"+1.000000 [0 x] \"PING\"\r\n");
+        drop(watch);
+        assert!(!monitors.active());
+    }
+
+    #[test]
+    fn a_monitor_that_stops_reading_is_cut_off_within_its_bound() {
+        let monitors = Monitors::default();
+        let kill = Notify::new();
+        let mut watch = Watch {
+            monitors: &monitors,
+            kill: &kill,
+            sub: None,
+        };
+        watch.start(1);
+        let line = Bytes::from(vec![b'x'; 64 * 1024]);
+        let mut fed = 0;
+        while monitors.active() {
+            let (_, sub) = watch.sub.as_ref().unwrap();
+            assert!(sub.state.queued.load(Ordering::Relaxed) <= MONITOR_BACKLOG_BYTES);
+            monitors.feed(&line);
+            fed += 1;
+            assert!(
+                fed <= MONITOR_BACKLOG_BYTES / line.len() + 1,
+                "never cut off"
+            );
+        }
+        assert_eq!(fed, MONITOR_BACKLOG_BYTES / line.len() + 1);
+        // The connection learns it was cut off: its stream ends.
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async { while watch.next().await.is_some() {} });
+    }
+
+    #[test]
+    fn tiny_lines_are_bounded_by_count() {
+        let monitors = Monitors::default();
+        let kill = Notify::new();
+        let mut watch = Watch {
+            monitors: &monitors,
+            kill: &kill,
+            sub: None,
+        };
+        watch.start(1);
+        let line = Bytes::from_static(b"+0.000000 [0 x] \"PING\"\r\n");
+        for _ in 0..MONITOR_BACKLOG_LINES {
+            monitors.feed(&line);
+        }
+        assert!(monitors.active());
+        monitors.feed(&line);
+        assert!(!monitors.active());
     }
 }

@@ -53,6 +53,12 @@ pub struct Live {
     pub expire_effort: AtomicU64,
     pub lazy_user_flush: AtomicBool,
     pub tcp_keepalive: AtomicU64,
+    /// `slowlog-log-slower-than` in microseconds (-1: off).
+    pub slowlog_slower_than: std::sync::atomic::AtomicI64,
+    /// `slowlog-max-len`.
+    pub slowlog_max_len: AtomicU64,
+    /// `latency-monitor-threshold` in milliseconds (0: off).
+    pub latency_threshold_ms: AtomicU64,
 }
 
 /// Everything shared by the server's tasks.
@@ -82,6 +88,12 @@ pub struct Shared {
     pub meters: Meters,
     /// True while a dataset is being loaded at start-up: `/readyz` answers 503 until it clears.
     pub loading: AtomicBool,
+    /// `SLOWLOG`: locked only for commands that qualify and for the command itself.
+    pub slowlog: Mutex<shoal_observe::slowlog::SlowLog>,
+    /// `LATENCY`: locked only for spikes over the threshold and for the command itself.
+    pub latency: Mutex<shoal_observe::latency::LatencyMonitor>,
+    /// Clients in `MONITOR` mode.
+    pub monitors: crate::connection::Monitors,
 }
 
 impl Shared {
@@ -123,6 +135,9 @@ impl Shared {
                 expire_effort: AtomicU64::new(1),
                 lazy_user_flush: AtomicBool::new(false),
                 tcp_keepalive: AtomicU64::new(300),
+                slowlog_slower_than: Default::default(),
+                slowlog_max_len: AtomicU64::new(0),
+                latency_threshold_ms: AtomicU64::new(0),
             },
             config: RwLock::new(cfg),
             clients: Clients::default(),
@@ -140,6 +155,9 @@ impl Shared {
             tcp_port: AtomicU64::new(0),
             meters: Meters::default(),
             loading: AtomicBool::new(false),
+            slowlog: Default::default(),
+            latency: Default::default(),
+            monitors: Default::default(),
         });
         let cfg = shared.config.read().clone();
         shared.apply_all(&cfg);
@@ -174,6 +192,19 @@ impl Shared {
             .store(cfg.flag("lazyfree-lazy-user-flush"), Ordering::Relaxed);
         l.tcp_keepalive
             .store(cfg.int("tcp-keepalive") as u64, Ordering::Relaxed);
+        let slower_than = cfg.int("slowlog-log-slower-than");
+        let max_len = cfg.int("slowlog-max-len").max(0) as u64;
+        l.slowlog_slower_than.store(slower_than, Ordering::Relaxed);
+        l.slowlog_max_len.store(max_len, Ordering::Relaxed);
+        // Redis trims the slow log to its length whenever a command is considered for it, the
+        // CONFIG SET that lowered the length included; trimming here has the same effect.
+        if slower_than >= 0 {
+            self.slowlog.lock().trim(max_len as usize);
+        }
+        l.latency_threshold_ms.store(
+            cfg.int("latency-monitor-threshold").max(0) as u64,
+            Ordering::Relaxed,
+        );
         self.stats
             .set_latency_tracking(cfg.flag("latency-tracking"));
         let ev = &self.ks.eviction;
@@ -425,6 +456,10 @@ impl ServerOps for Shared {
         )
     }
 
+    fn memory_doctor(&self) -> String {
+        crate::info::memory_doctor(self)
+    }
+
     fn free(&self, garbage: Garbage, lazy: bool) {
         if lazy {
             if let Err(e) = self.lazy_free.lock().send(garbage) {
@@ -445,4 +480,90 @@ impl ServerOps for Shared {
             lcs_table: self.live.lcs_max_table_bytes.load(Ordering::Relaxed),
         }
     }
+
+    fn slowlog_get(&self, count: usize) -> Vec<Frame> {
+        self.slowlog
+            .lock()
+            .newest(count)
+            .map(slowlog_entry)
+            .collect()
+    }
+
+    fn slowlog_len(&self) -> usize {
+        self.slowlog.lock().len()
+    }
+
+    fn slowlog_reset(&self) {
+        self.slowlog.lock().reset();
+    }
+
+    fn latency_latest(&self) -> Vec<(String, u64, u64, u64)> {
+        self.latency
+            .lock()
+            .latest()
+            .into_iter()
+            .map(|l| (l.event, l.time, l.latency_ms, l.max_ms))
+            .collect()
+    }
+
+    fn latency_history(&self, event: &[u8]) -> Vec<(u64, u64)> {
+        self.latency
+            .lock()
+            .history(event)
+            .into_iter()
+            .map(|s| (s.time, s.latency_ms))
+            .collect()
+    }
+
+    fn latency_reset(&self, events: &[Bytes]) -> usize {
+        let mut latency = self.latency.lock();
+        if events.is_empty() {
+            return latency.reset(None);
+        }
+        events.iter().map(|e| latency.reset(Some(e))).sum()
+    }
+
+    fn latency_graph(&self, event: &[u8]) -> Option<String> {
+        let now = self.clock.now_us() / 1_000_000;
+        self.latency.lock().graph(event, now)
+    }
+
+    fn latency_doctor(&self) -> String {
+        let cx = shoal_observe::latency::DoctorContext {
+            now: self.clock.now_us() / 1_000_000,
+            threshold_ms: self.live.latency_threshold_ms.load(Ordering::Relaxed),
+            slowlog_slower_than: self.live.slowlog_slower_than.load(Ordering::Relaxed),
+            huge_pages: anon_huge_pages() > 0,
+        };
+        self.latency.lock().doctor(&cx)
+    }
+}
+
+/// One `SLOWLOG GET` entry: id, Unix time, microseconds, arguments, client address, client name.
+fn slowlog_entry(e: &shoal_observe::slowlog::Entry) -> Frame {
+    Frame::Array(vec![
+        Frame::Integer(e.id as i64),
+        Frame::Integer(e.time as i64),
+        Frame::Integer(e.duration_us as i64),
+        Frame::Array(
+            e.args
+                .iter()
+                .map(|a| Frame::Bulk(Bytes::copy_from_slice(a)))
+                .collect(),
+        ),
+        Frame::Bulk(Bytes::copy_from_slice(e.addr.as_bytes())),
+        Frame::Bulk(Bytes::copy_from_slice(&e.name)),
+    ])
+}
+
+/// Bytes of transparent huge pages the process uses (`AnonHugePages`), which `LATENCY DOCTOR`
+/// warns about as Redis does; 0 where the kernel does not say.
+fn anon_huge_pages() -> u64 {
+    let Ok(text) = std::fs::read_to_string("/proc/self/smaps_rollup") else {
+        return 0;
+    };
+    text.lines()
+        .find_map(|l| l.strip_prefix("AnonHugePages:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }

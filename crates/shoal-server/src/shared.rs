@@ -117,7 +117,7 @@ impl Shared {
                 }
             });
         let (shutdown, _) = watch::channel(false);
-        let run_id = format!("{:040x}", seed as u128 * 0x9E37_79B9_7F4A_7C15_u128);
+        let run_id = random_hex40(seed);
         let shared = Arc::new(Shared {
             ks,
             table,
@@ -151,7 +151,7 @@ impl Shared {
             shutdown,
             expired_stale_perc: AtomicU64::new(0),
             lazy_free: Mutex::new(tx),
-            run_id: run_id.chars().take(40).collect(),
+            run_id,
             tcp_port: AtomicU64::new(0),
             meters: Meters::default(),
             loading: AtomicBool::new(false),
@@ -235,6 +235,23 @@ impl Shared {
     pub fn request_shutdown(&self) {
         let _ = self.shutdown.send(true);
     }
+}
+
+/// 40 hex digits derived from `seed` (the run id; Redis's is random), every digit mixed by
+/// SplitMix64 so the id does not show the seed's structure.
+pub fn random_hex40(seed: u64) -> String {
+    let mut state = seed;
+    let mut out = String::with_capacity(48);
+    for _ in 0..3 {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        out.push_str(&format!("{z:016x}"));
+    }
+    out.truncate(40);
+    out
 }
 
 fn config_error(name: &str, msg: &str) -> CommandError {
@@ -339,6 +356,9 @@ impl ServerOps for Shared {
     fn reset_stats(&self) {
         self.stats.reset();
         self.ks.reset_stats();
+        // Redis's CONFIG RESETSTAT zeroes the connection counters too.
+        self.clients.total_connections.store(0, Ordering::Relaxed);
+        self.clients.rejected.store(0, Ordering::Relaxed);
     }
 
     fn info(&self, sections: &[String]) -> String {

@@ -255,7 +255,7 @@ mod tests {
         assert_eq!(text(&logged), vec!["SET", expected.as_str(), "y"]);
 
         let exact = vec![b'x'; 128];
-        assert_eq!(logged_args(&[exact.clone()], &[]), vec![exact]);
+        assert_eq!(logged_args(std::slice::from_ref(&exact), &[]), vec![exact]);
     }
 
     #[test]

@@ -113,15 +113,23 @@ where
                         // A long pipeline is answered in slices, so replies waiting in memory
                         // stay bounded however many requests one read brought in.
                         Step::Continue if output.len() >= FLUSH_AT => {
+                            info.note_buffers(&input, &output);
                             if let Err(end) =
                                 watch.guard(write_out(shared, stream, &mut output)).await
                             {
                                 return end;
                             }
+                            info.note_flushed();
                         }
                         Step::Continue => {}
-                        Step::Monitor => watch.start(info.id),
-                        Step::Unmonitor => watch.stop(),
+                        Step::Monitor => {
+                            watch.start(info.id);
+                            info.details.lock().monitor = true;
+                        }
+                        Step::Unmonitor => {
+                            watch.stop();
+                            info.details.lock().monitor = false;
+                        }
                         Step::Close(end) => {
                             let _ = watch.guard(write_out(shared, stream, &mut output)).await;
                             return end;
@@ -141,9 +149,11 @@ where
                 }
             }
         }
+        info.note_buffers(&input, &output);
         if let Err(end) = watch.guard(write_out(shared, stream, &mut output)).await {
             return end;
         }
+        info.note_flushed();
         // Like Redis, only unparsed input counts: arguments already split out of the buffer are
         // not query buffer any more.
         let pending = input.len();
@@ -278,6 +288,7 @@ async fn run_command(
         let is_write = resolved.as_ref().is_ok_and(|s| s.flags.has(Flags::WRITE));
         wait_if_paused(shared, info, is_write).await;
     }
+    info.command_started(args);
     let started = Instant::now();
     let ex = match resolved {
         Ok(spec) if monitoring && touches_keyspace(spec) => refuse(
@@ -300,6 +311,7 @@ async fn run_command(
         tokio::time::sleep(d).await;
     }
     let finished = Instant::now();
+    info.command_finished();
     let nanos = finished.duration_since(started).as_nanos() as u64;
     let code = ex.error.as_ref().map(|e| e.code());
     shared.stats.record(

@@ -5,8 +5,8 @@
 //! to redis-server and expect the same lines from both, with the timestamp checked and masked and
 //! client ports replaced by names: what is shown and what is hidden (administrative commands,
 //! commands refused before running), how arguments are escaped, which database is named, how
-//! passwords are redacted, how Unix-socket clients are named, and how a monitoring client's own
-//! commands are treated. The last test is Shoal's own: a monitor that stops reading is
+//! passwords are redacted, how Unix-socket clients are named, how a monitoring client's own
+//! commands are treated, and how `CLIENT LIST` shows a monitor. The last test is Shoal's own: a monitor that stops reading is
 //! disconnected instead of making the server's memory grow.
 //! `SHOAL_TEST_AGAINST=redis` runs the Shoal side against a second redis-server.
 
@@ -256,6 +256,44 @@ fn a_monitoring_client_is_a_replica_for_its_own_commands_like_redis() {
     let want = split(&expected.map(String::from));
     assert_eq!(split(&run(candidate())), want, "server under test");
     assert_eq!(split(&run(ServerKind::Redis)), want, "redis-server");
+}
+
+#[test]
+fn a_monitor_is_listed_with_flag_o_like_redis() {
+    let run = |kind: ServerKind| -> Vec<String> {
+        let server = start(kind, &[]);
+        let mut m = connect(server.addr());
+        let Frame::Integer(id) = cmd(&mut m, &[b"CLIENT", b"ID"]) else {
+            panic!("CLIENT ID");
+        };
+        assert_eq!(cmd(&mut m, &[b"MONITOR"]), Frame::Simple("OK".into()));
+        let mut w = connect(server.addr());
+        let mut shown = Vec::new();
+        let id_text = id.to_string();
+        let lists: [&[&[u8]]; 2] = [
+            &[b"CLIENT", b"LIST"],
+            &[b"CLIENT", b"LIST", b"ID", id_text.as_bytes()],
+        ];
+        for args in lists {
+            let list = match cmd(&mut w, args) {
+                Frame::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+                other => panic!("CLIENT LIST reply {other:?}"),
+            };
+            let line = list
+                .lines()
+                .find(|l| l.starts_with(&format!("id={id} ")))
+                .unwrap_or_else(|| panic!("monitor missing from {list}"));
+            shown.extend(
+                line.split(' ')
+                    .filter(|f| f.starts_with("flags=") || f.starts_with("cmd="))
+                    .map(str::to_string),
+            );
+        }
+        shown
+    };
+    let expected = ["flags=O", "cmd=monitor", "flags=O", "cmd=monitor"];
+    assert_eq!(run(candidate()), expected, "server under test");
+    assert_eq!(run(ServerKind::Redis), expected, "redis-server");
 }
 
 /// Sends one command over a Unix socket and reads its one-line reply.

@@ -175,6 +175,21 @@ pub trait ServerOps: Send + Sync {
     fn latency_doctor(&self) -> String {
         String::new()
     }
+    /// `LATENCY HISTOGRAM`: for every command with latency data, its full name (`config|get`),
+    /// its number of calls, and its cumulative distribution as (microseconds, calls at or below).
+    fn latency_histograms(&self) -> Vec<LatencyHistogram> {
+        Vec::new()
+    }
+}
+
+/// One command's latency distribution, for `LATENCY HISTOGRAM`.
+#[derive(Debug, Clone)]
+pub struct LatencyHistogram {
+    /// Full name, `get` or `config|get`.
+    pub command: &'static str,
+    pub calls: u64,
+    /// (microseconds, calls at or below), listed where the count grows.
+    pub cdf: Vec<(u64, u64)>,
 }
 
 /// What a handler runs with.

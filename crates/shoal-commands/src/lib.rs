@@ -20,7 +20,8 @@ mod table;
 
 pub use connection::REDIS_COMPAT_VERSION;
 pub use cx::{
-    Action, ClientFilter, ClientState, CommandLimits, Cx, ReplyMode, ServerOps, ShutdownOptions,
+    Action, ClientFilter, ClientState, CommandLimits, Cx, LatencyHistogram, ReplyMode, ServerOps,
+    ShutdownOptions,
 };
 pub use dispatch::{resolve, Engine, Executed, Resolved};
 pub use error::{CmdResult, CommandError};

@@ -97,7 +97,6 @@ pub struct ClientIo {
 impl ClientInfo {
     /// Records the sizes of the query and reply buffers; the connection loop calls it once per
     /// batch of requests, before writing the batch's replies.
-    #[allow(dead_code)] // The connection loop starts calling it with issue 7's wiring.
     pub fn note_buffers(&self, input: &BytesMut, output: &BytesMut) {
         let io = &self.io;
         self.qbuf.store(input.len(), Ordering::Relaxed);
@@ -111,20 +110,17 @@ impl ClientInfo {
     }
 
     /// Records that the batch's replies have been written.
-    #[allow(dead_code)] // The connection loop starts calling it with issue 7's wiring.
     pub fn note_flushed(&self) {
         self.io.output_pending.store(0, Ordering::Relaxed);
     }
 
     /// Records the arguments of the command about to run (`argv-mem=`).
-    #[allow(dead_code)] // The connection loop starts calling it with issue 7's wiring.
     pub fn command_started(&self, args: &[Bytes]) {
         let len = args.iter().map(Bytes::len).sum();
         self.io.argv_mem.store(len, Ordering::Relaxed);
     }
 
     /// Records that the command has run and its arguments are gone.
-    #[allow(dead_code)] // The connection loop starts calling it with issue 7's wiring.
     pub fn command_finished(&self) {
         self.io.argv_mem.store(0, Ordering::Relaxed);
     }

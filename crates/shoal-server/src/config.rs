@@ -424,6 +424,13 @@ pub const PARAMS: &[Param] = &[
     ),
 ];
 
+/// A number the way Redis prints a configured double: `%f`, then trailing zeros and a trailing
+/// point removed (`50` for 50.0, `99.9`).
+pub fn trim_double(v: f64) -> String {
+    let s = format!("{v:.6}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 /// Looks a parameter up by name, case-insensitively.
 pub fn param(name: &str) -> Option<&'static Param> {
     PARAMS.iter().find(|p| p.name.eq_ignore_ascii_case(name))
@@ -530,7 +537,7 @@ pub fn canonical(p: &Param, args: &[String]) -> Result<String, String> {
             let mut out = Vec::new();
             for w in args.iter().flat_map(|a| a.split_whitespace()) {
                 match w.parse::<f64>() {
-                    Ok(v) if (0.0..=100.0).contains(&v) => out.push(w.to_string()),
+                    Ok(v) if (0.0..=100.0).contains(&v) => out.push(trim_double(v)),
                     _ => {
                         return Err(
                             "latency-tracking-info-percentiles should be between 0.0 and 100.0"

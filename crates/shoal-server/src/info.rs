@@ -458,12 +458,23 @@ fn section(s: &Shared, cfg: &Config, name: &str, out: &mut String) {
         "latencystats" => {
             out.push_str("# Latencystats\r\n");
             if cfg.flag("latency-tracking") {
-                // LATENCYSTATS LINES GO HERE: one line per command called since start or the last
-                // CONFIG RESETSTAT, in the form
-                //   latency_percentiles_usec_<cmd>:p50=<usec>,p99=<usec>,p99.9=<usec>
-                // with the percentiles of `latency-tracking-info-percentiles`, each value in
-                // microseconds with three decimals (Redis's "%.3f"), read from the per-command
-                // histograms of shoal-observe (`s.stats.latency()`).
+                let percentiles: Vec<(String, f64)> = cfg
+                    .get("latency-tracking-info-percentiles")
+                    .split_whitespace()
+                    .filter_map(|w| w.parse::<f64>().ok())
+                    .map(|p| (crate::config::trim_double(p), p))
+                    .collect();
+                for (name, snap) in s.stats.latency() {
+                    let _ = write!(out, "latency_percentiles_usec_{name}:");
+                    for (i, (label, p)) in percentiles.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        let usec = snap.percentile(*p) as f64 / 1000.0;
+                        let _ = write!(out, "p{label}={usec:.3}");
+                    }
+                    out.push_str("\r\n");
+                }
             }
         }
         "cluster" => {

@@ -548,6 +548,18 @@ impl ServerOps for Shared {
         self.latency.lock().graph(event, now)
     }
 
+    fn latency_histograms(&self) -> Vec<shoal_commands::LatencyHistogram> {
+        self.stats
+            .latency()
+            .into_iter()
+            .map(|(command, snap)| shoal_commands::LatencyHistogram {
+                command,
+                calls: snap.count(),
+                cdf: snap.redis_cdf(),
+            })
+            .collect()
+    }
+
     fn latency_doctor(&self) -> String {
         let cx = shoal_observe::latency::DoctorContext {
             now: self.clock.now_us() / 1_000_000,

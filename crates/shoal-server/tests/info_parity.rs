@@ -215,6 +215,7 @@ const SAME_VALUE: &[(&str, &[&str])] = &[
 
 /// `CLIENT LIST` fields with equal values on both servers for the same client history.
 const SAME_CLIENT_VALUE: &[&str] = &[
+    "argv-mem",
     "name",
     "flags",
     "db",

@@ -110,6 +110,7 @@ def main():
             for mode in order:
                 bl.log(f"round {r + 1}/{ROUNDS} -P {pipeline} metrics {mode}")
                 for test, v in run_one(mode, binary, pipeline).items():
+                    bl.log(f"  {test}: {v:,.0f} rps")
                     results.setdefault((pipeline, mode), {}).setdefault(test, []).append(v)
 
     bl.header("Cost of metrics: scraped every second vs off", bl.command_line())

@@ -1,6 +1,6 @@
 //! Server commands (INFO, CONFIG, COMMAND, DBSIZE, FLUSHALL, SWAPDB, TIME, DEBUG, MEMORY,
-//! SHUTDOWN, SLOWLOG, LATENCY, MONITOR). Handlers parse and validate; anything that needs the running server goes through
-//! [`ServerOps`](crate::cx::ServerOps).
+//! SHUTDOWN, SLOWLOG, LATENCY, MONITOR). Handlers parse and validate; anything that needs the
+//! running server goes through [`ServerOps`](crate::cx::ServerOps).
 
 use bytes::Bytes;
 use shoal_resp::Frame;
@@ -751,7 +751,6 @@ fn latency_history(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     ))
 }
 
-// Command: LATENCY RESET [event ...]
 /// `LATENCY HISTOGRAM [command ...]`: every command with data, or the named ones in the order
 /// given (a container brings its subcommands; unknown names and commands without data are
 /// skipped; a name given twice is answered twice, as in Redis).
@@ -808,6 +807,7 @@ fn lookup_full_name(table: &CommandTable, name: &[u8]) -> Option<&'static Comman
     }
 }
 
+// Command: LATENCY RESET [event ...]
 fn latency_reset(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(cx.server.latency_reset(&a[2..]) as i64))
 }

@@ -196,7 +196,7 @@ mod tests {
     fn histogram_buckets_are_cumulative_and_end_with_the_count() {
         let h = Histogram::default();
         for nanos in [5_000, 20_000, 20_000, 3_000_000, 30_000_000_000] {
-            h.record(nanos);
+            h.record(nanos, nanos);
         }
         let mut snap = Snapshot::default();
         h.add_to(&mut snap);

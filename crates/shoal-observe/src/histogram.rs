@@ -5,9 +5,12 @@
 //! Values below 256 ns get one bucket each; above that every power of two is split into 128
 //! equal buckets, so a bucket is never wider than 1/128 of its values (0.8 %). Because the
 //! boundaries are Redis's, percentiles (`INFO latencystats`) and the cumulative distribution
-//! (`LATENCY HISTOGRAM`) come out exactly as Redis computes them from the same durations.
+//! (`LATENCY HISTOGRAM`) come out exactly as Redis computes them from the same durations (the
+//! statistics record whole microseconds, as Redis does, and reads clamp at Redis's one-second
+//! ceiling).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 /// Values below `1 << LINEAR_BITS` have a bucket each.
 const LINEAR_BITS: u32 = 8;
@@ -17,6 +20,13 @@ const HALF: u64 = 1 << (LINEAR_BITS - 1);
 pub const MAX_NANOS: u64 = (1 << 37) - 1;
 /// Number of buckets needed to cover `0..=MAX_NANOS`.
 pub const BUCKETS: usize = index(MAX_NANOS) + 1;
+/// Buckets are allocated in groups of this many (one power of two's worth), on first use.
+const GROUP: usize = HALF as usize;
+/// Number of groups.
+const GROUPS: usize = BUCKETS / GROUP;
+const _: () = assert!(GROUPS * GROUP == BUCKETS);
+/// Redis clamps recorded durations to one second (`LATENCY_HISTOGRAM_MAX_VALUE`).
+const REDIS_MAX_NANOS: u64 = 1_000_000_000;
 
 /// The bucket of a value.
 pub const fn index(v: u64) -> usize {
@@ -52,24 +62,32 @@ pub const fn highest(i: usize) -> u64 {
 
 /// One writer's histogram. Only the owning thread records, so a relaxed load and store cannot
 /// lose an update, and readers see each bucket's count as of some recent moment.
+///
+/// Buckets come in groups of 128 (one power of two), each allocated the first time a value lands
+/// in it: a command's durations usually span two to four powers of two, so a histogram costs a
+/// few KiB instead of the 31 KiB that every bucket would take, per command and per thread.
 pub struct Histogram {
-    counts: Box<[AtomicU64]>,
+    groups: [OnceLock<Box<[AtomicU64; GROUP]>>; GROUPS],
     sum: AtomicU64,
 }
 
 impl Default for Histogram {
     fn default() -> Self {
         Histogram {
-            counts: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            groups: std::array::from_fn(|_| OnceLock::new()),
             sum: AtomicU64::new(0),
         }
     }
 }
 
 impl Histogram {
-    /// Records one duration in nanoseconds. Must only be called by the owning thread.
-    pub fn record(&self, nanos: u64) {
-        let c = &self.counts[index(nanos)];
+    /// Records one duration (`value`, in nanoseconds, placed in a bucket) that took `nanos`
+    /// nanoseconds (added to the sum). Must only be called by the owning thread.
+    pub fn record(&self, value: u64, nanos: u64) {
+        let i = index(value);
+        let group = self.groups[i / GROUP]
+            .get_or_init(|| Box::new(std::array::from_fn(|_| AtomicU64::new(0))));
+        let c = &group[i % GROUP];
         c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         self.sum
             .store(self.sum.load(Ordering::Relaxed) + nanos, Ordering::Relaxed);
@@ -77,11 +95,14 @@ impl Histogram {
 
     /// Adds this histogram into a snapshot.
     pub fn add_to(&self, snap: &mut Snapshot) {
-        for (i, c) in self.counts.iter().enumerate() {
-            let n = c.load(Ordering::Relaxed);
-            if n > 0 {
-                snap.counts[i] += n;
-                snap.total += n;
+        for (g, group) in self.groups.iter().enumerate() {
+            let Some(group) = group.get() else { continue };
+            for (j, c) in group.iter().enumerate() {
+                let n = c.load(Ordering::Relaxed);
+                if n > 0 {
+                    snap.counts[g * GROUP + j] += n;
+                    snap.total += n;
+                }
             }
         }
         snap.sum_nanos += self.sum.load(Ordering::Relaxed);
@@ -135,20 +156,28 @@ impl Snapshot {
         self.sum_nanos -= earlier.sum_nanos.min(self.sum_nanos);
     }
 
-    /// The value at a percentile (0 to 100), computed like HdrHistogram's
-    /// `hdr_value_at_percentile`: the highest equivalent value of the first bucket at which the
-    /// cumulative count reaches the rounded share of the total. 0 when empty.
+    /// The value at a percentile (0 to 100) as Redis's `INFO latencystats` computes it with
+    /// HdrHistogram's `hdr_value_at_percentile`: find the first bucket at which the cumulative
+    /// count reaches the rounded share of the total, and answer its highest equivalent value (its
+    /// lowest for percentile 0). Durations over Redis's one-second ceiling count as the ceiling.
+    /// 0 when empty.
     pub fn percentile(&self, p: f64) -> u64 {
         if self.total == 0 {
             return 0;
         }
-        let p = p.clamp(0.0, 100.0);
-        let wanted = ((p / 100.0 * self.total as f64 + 0.5) as u64).max(1);
+        let requested = p.clamp(0.0, 100.0);
+        let wanted = ((requested / 100.0 * self.total as f64 + 0.5) as u64).max(1);
+        let ceiling = index(REDIS_MAX_NANOS);
         let mut seen = 0;
         for (i, &c) in self.counts.iter().enumerate() {
             seen += c;
             if c > 0 && seen >= wanted {
-                return highest(i);
+                let i = i.min(ceiling);
+                return if requested == 0.0 {
+                    lowest(i)
+                } else {
+                    highest(i)
+                };
             }
         }
         0
@@ -170,7 +199,7 @@ impl Snapshot {
         if self.total == 0 {
             return out;
         }
-        let clamp = index(1_000_000_000);
+        let clamp = index(REDIS_MAX_NANOS);
         let mut previous = 0;
         let mut level: u64 = 1024;
         loop {
@@ -224,7 +253,7 @@ mod tests {
     fn percentiles_match_redis_for_known_durations() {
         // Redis reports an 11 us SET as p50=11.007 (11000 ns lands in the bucket 10944..=11007).
         let h = Histogram::default();
-        h.record(11_000);
+        h.record(11_000, 11_000);
         let mut s = Snapshot::default();
         h.add_to(&mut s);
         assert_eq!(s.percentile(50.0), 11_007);
@@ -236,7 +265,7 @@ mod tests {
     fn percentile_rounds_like_hdr() {
         let h = Histogram::default();
         for v in 1..=100u64 {
-            h.record(v * 1000);
+            h.record(v * 1000, v * 1000);
         }
         let mut s = Snapshot::default();
         h.add_to(&mut s);
@@ -244,7 +273,8 @@ mod tests {
         assert_eq!(s.percentile(50.0), highest(index(50_000)));
         assert_eq!(s.percentile(99.0), highest(index(99_000)));
         assert_eq!(s.percentile(100.0), highest(index(100_000)));
-        assert_eq!(s.percentile(0.0), highest(index(1_000)));
+        // Percentile 0 is the lowest equivalent value, as in HdrHistogram.
+        assert_eq!(s.percentile(0.0), lowest(index(1_000)));
         assert_eq!(s.sum_nanos(), 5050 * 1000);
     }
 
@@ -252,7 +282,7 @@ mod tests {
     fn cdf_lists_powers_of_two_where_the_count_grows() {
         let h = Histogram::default();
         for v in [500, 1000, 1500, 3000, 3000, 100_000, 5_000_000_000] {
-            h.record(v);
+            h.record(v, v);
         }
         let mut s = Snapshot::default();
         h.add_to(&mut s);
@@ -275,7 +305,7 @@ mod tests {
         // 100 us.
         let h = Histogram::default();
         for v in [10_000, 50_000, 100_000, 100_200, 2_000_000] {
-            h.record(v);
+            h.record(v, v);
         }
         let mut s = Snapshot::default();
         h.add_to(&mut s);
@@ -287,12 +317,28 @@ mod tests {
     }
 
     #[test]
+    fn percentiles_clamp_at_redis_one_second_ceiling_and_groups_are_lazy() {
+        let h = Histogram::default();
+        h.record(30_000_000_000, 30_000_000_000);
+        assert_eq!(h.groups.iter().filter(|g| g.get().is_some()).count(), 1);
+        h.record(12_000, 12_000);
+        h.record(13_000, 13_000);
+        // 12 and 13 us share a power of two, hence a group.
+        assert_eq!(h.groups.iter().filter(|g| g.get().is_some()).count(), 2);
+        let mut s = Snapshot::default();
+        h.add_to(&mut s);
+        assert_eq!(s.percentile(100.0), highest(index(1_000_000_000)));
+        assert_eq!(s.count_at_most(u64::MAX), 3);
+        assert_eq!(s.count_at_most(10_000_000_000), 2);
+    }
+
+    #[test]
     fn subtract_removes_an_earlier_snapshot() {
         let h = Histogram::default();
-        h.record(1000);
+        h.record(1000, 1000);
         let mut before = Snapshot::default();
         h.add_to(&mut before);
-        h.record(2000);
+        h.record(2000, 2000);
         let mut after = Snapshot::default();
         h.add_to(&mut after);
         after.subtract(&before);

@@ -8,6 +8,7 @@ pub mod expose;
 pub mod histogram;
 pub mod latency;
 pub mod meter;
+pub mod ratelimit;
 pub mod slowlog;
 pub mod stats;
 

@@ -6,6 +6,10 @@ use parking_lot::Mutex;
 /// Samples averaged, as Redis's `STATS_METRIC_SAMPLES`.
 const SAMPLES: usize = 16;
 
+/// Milliseconds between samples, as Redis's `run_with_period(100)`: the window is 1.6 seconds
+/// whatever `hz` the background cycle runs at.
+const PERIOD_MS: u64 = 100;
+
 #[derive(Default)]
 struct State {
     last_ms: u64,
@@ -22,8 +26,8 @@ pub struct Meter {
 }
 
 impl Meter {
-    /// Records the counter's value at `now_ms` (the background cycle calls this about every
-    /// 100 ms).
+    /// Records the counter's value at `now_ms`. The background cycle calls this on every tick;
+    /// calls less than 100 ms after the last sample are ignored.
     pub fn sample(&self, now_ms: u64, value: u64) {
         let mut s = self.state.lock();
         if !s.started {
@@ -33,7 +37,7 @@ impl Meter {
             return;
         }
         let elapsed = now_ms.saturating_sub(s.last_ms);
-        if elapsed == 0 {
+        if elapsed < PERIOD_MS {
             return;
         }
         // A counter reset (CONFIG RESETSTAT) reads as no activity rather than a huge negative.
@@ -83,6 +87,17 @@ mod tests {
             m.sample(1000 + i * 100, 1600);
         }
         assert_eq!(m.per_sec(), 500);
+    }
+
+    #[test]
+    fn samples_closer_than_100_ms_are_ignored() {
+        let m = Meter::default();
+        m.sample(0, 0);
+        // At hz 100 the cycle calls every 10 ms; only every tenth call makes a sample.
+        for i in 1..=160u64 {
+            m.sample(i * 10, i * 10);
+        }
+        assert_eq!(m.per_sec(), 1000);
     }
 
     #[test]

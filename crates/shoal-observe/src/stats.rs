@@ -37,7 +37,13 @@ pub struct Shard {
     /// Error replies by code. A mutex only this thread takes on the command path (readers take
     /// it at `INFO` or scrape time), so it is uncontended.
     errors: Mutex<HashMap<String, u64>>,
+    /// The [`Stats`] this shard belongs to.
+    owner: u64,
 }
+
+/// Gives every [`Stats`] its own identity, so a thread's shard is never credited to another
+/// instance (tests create several servers' statistics in one process).
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 fn bump(c: &AtomicU64, by: u64) {
     // Only the owning thread writes, so a load and a store cannot lose an update.
@@ -56,6 +62,7 @@ pub struct Stats {
     latency_baseline: Mutex<HashMap<usize, Snapshot>>,
     /// `latency-tracking`.
     tracking: AtomicBool,
+    id: u64,
 }
 
 /// Summed counters.
@@ -92,12 +99,16 @@ impl Stats {
             baseline: Mutex::new(Totals::default()),
             latency_baseline: Mutex::new(HashMap::new()),
             tracking: AtomicBool::new(true),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
     fn with_shard<R>(&self, f: impl FnOnce(&Shard) -> R) -> R {
         LOCAL.with(|l| {
             let mut l = l.borrow_mut();
+            if l.as_ref().is_some_and(|s| s.owner != self.id) {
+                *l = None;
+            }
             let shard = l.get_or_insert_with(|| {
                 let s = Arc::new(Shard {
                     cmds: (0..self.names.len())
@@ -108,6 +119,7 @@ impl Stats {
                     commands: AtomicU64::new(0),
                     dirty: AtomicU64::new(0),
                     errors: Mutex::new(HashMap::new()),
+                    owner: self.id,
                 });
                 self.shards.lock().push(s.clone());
                 s
@@ -157,7 +169,13 @@ impl Stats {
             bump(&c.calls, 1);
             bump(&c.nanos, nanos);
             if self.tracking.load(Ordering::Relaxed) {
-                c.latency.get_or_init(Histogram::default).record(nanos);
+                // Like Redis, which records whole microseconds (`c->duration * 1000`, at least
+                // 1 ns), so percentiles come out as Redis prints them; the sum keeps every
+                // nanosecond.
+                let value = (nanos / 1000 * 1000).max(1);
+                c.latency
+                    .get_or_init(Histogram::default)
+                    .record(value, nanos);
             }
             if error.is_some() {
                 bump(&c.failed, 1);

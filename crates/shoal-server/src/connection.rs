@@ -139,6 +139,8 @@ where
                 Ok(None) => break,
                 Err(e) => {
                     tracing::debug!(id = info.id, error = %e.message, "protocol error");
+                    // Redis counts protocol errors as error replies (`errorstat_ERR`).
+                    shared.stats.record(None, 0, false, Some("ERR"), 0);
                     encode(
                         &Frame::Error(format!("ERR {}", e.message).into()),
                         client.protocol,
@@ -423,13 +425,18 @@ fn observe(
     let secret = slowlog::secret_args(spec.name, args);
     if slow {
         let addr = info.peer.addr();
-        tracing::info!(
-            command = spec.name,
-            duration_us,
-            client = %addr,
-            id = info.id,
-            "slow command"
-        );
+        // The slow log keeps every entry; the log file gets at most a line a second, since
+        // `slowlog-log-slower-than 0` makes every command slow.
+        if let Some(suppressed) = shared.slow_log_lines.admit(now_secs) {
+            tracing::info!(
+                command = spec.name,
+                duration_us,
+                client = %addr,
+                id = info.id,
+                suppressed,
+                "slow command"
+            );
+        }
         let entry = slowlog::Entry {
             id: 0,
             time: now_secs,

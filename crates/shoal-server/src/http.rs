@@ -1,19 +1,33 @@
 //! The metrics port: `/metrics` (Prometheus), `/` (the status page), `/healthz` and `/readyz`,
 //! served by axum on a single-threaded runtime of its own, so a scrape never takes a worker from
 //! the clients and a stuck scraper cannot slow a command.
+//!
+//! Connections are capped and must send their request headers in time: the port may be opened to
+//! a remote Prometheus (`metrics-bind`), and idle peers must not use up the file descriptors the
+//! data port needs.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::Semaphore;
 
 use crate::shared::Shared;
 use crate::{metrics, status};
+
+/// Connections served at once; further ones wait in the listen backlog until one closes.
+const MAX_CONNECTIONS: usize = 32;
+
+/// Time a client has to send a request's headers before its connection is closed.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Binds the metrics port if `metrics-port` is set. Binding happens before the server reports
 /// ready, so a port in use stops start-up with a clear message, like the data port.
@@ -78,13 +92,39 @@ async fn serve(shared: Arc<Shared>, listener: TcpListener) {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(shared);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.wait_for(|v| *v).await;
-        })
-        .await;
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "metrics port stopped");
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    // Connection tasks end with this runtime when the loop returns at shutdown.
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = shutdown.wait_for(|v| *v) => return,
+        };
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, for example: wait instead of spinning.
+                    tracing::warn!(error = %e, "metrics port accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.wait_for(|v| *v) => return,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "metrics connection ended with an error");
+            }
+        });
     }
 }
 

@@ -483,8 +483,7 @@ fn section(s: &Shared, cfg: &Config, name: &str, out: &mut String) {
         }
         "keyspace" => {
             out.push_str("# Keyspace\r\n");
-            for db in 0..s.ks.databases() {
-                let i = s.ks.db_info(db);
+            for (db, i) in s.ks.db_infos().into_iter().enumerate() {
                 if i.keys > 0 || i.volatile > 0 {
                     // avg_ttl is 0 until the expiry cycle keeps Redis's running estimate of it.
                     let _ = write!(

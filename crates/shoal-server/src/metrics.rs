@@ -25,7 +25,8 @@ pub struct Summary {
     pub clients: usize,
     pub blocked: usize,
     pub commands: u64,
-    /// p50, p95 and p99 over every command, in microseconds (0 when nothing ran).
+    /// p50, p95 and p99 over every command since start or `CONFIG RESETSTAT`, in microseconds
+    /// (0 when nothing ran).
     pub latency_us: [f64; 3],
     pub connected_replicas: u64,
     pub cluster_enabled: bool,
@@ -45,8 +46,7 @@ pub fn summary(s: &Shared) -> Summary {
     let m = info::memory();
     let ks = s.ks.stats();
     let (mut keys, mut expiring) = (0, 0);
-    for db in 0..s.ks.databases() {
-        let i = s.ks.db_info(db);
+    for i in s.ks.db_infos() {
         keys += i.keys as u64;
         expiring += i.volatile as u64;
     }
@@ -129,12 +129,13 @@ pub fn render(s: &Shared) -> String {
             ks.hits as f64 / lookups as f64
         },
     );
-    let dbs: Vec<(String, u64, u64)> = (0..s.ks.databases())
-        .filter_map(|db| {
-            let i = s.ks.db_info(db);
-            (i.keys > 0).then(|| (db.to_string(), i.keys as u64, i.volatile as u64))
-        })
-        .collect();
+    let dbs: Vec<(String, u64, u64)> =
+        s.ks.db_infos()
+            .into_iter()
+            .enumerate()
+            .filter(|(_, i)| i.keys > 0)
+            .map(|(db, i)| (db.to_string(), i.keys as u64, i.volatile as u64))
+            .collect();
     e.family("shoal_db_keys", Kind::Gauge, "Keys per non-empty database.");
     for (db, keys, _) in &dbs {
         e.sample("shoal_db_keys", &[("db", db)], *keys as f64);
@@ -312,7 +313,7 @@ pub fn render(s: &Shared) -> String {
         "Writes since the last snapshot.",
         t.dirty as f64,
     );
-    let started_unix = s.now_ms() / 1000 - s.started.elapsed().as_secs();
+    let started_unix = (s.now_ms() / 1000).saturating_sub(s.started.elapsed().as_secs());
     e.single(
         "shoal_rdb_last_save_timestamp_seconds",
         Kind::Gauge,

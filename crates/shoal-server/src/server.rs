@@ -132,18 +132,24 @@ fn admission(shared: &Shared, peer: &Peer) -> Option<&'static [u8]> {
 
 /// Logs a client refused by [`admission`], naming the reason from the error it was sent.
 fn log_rejected(shared: &Shared, peer: &str, err: &[u8]) {
+    // At most a line a second: a reconnect storm at maxclients must not flood the log.
+    let Some(suppressed) = shared.rejected_log_lines.admit(shared.now_ms() / 1000) else {
+        return;
+    };
     if err == MAXCLIENTS_ERR {
         let maxclients = shared.live.maxclients.load(Ordering::Relaxed);
         tracing::warn!(
             peer,
             reason = "maxclients",
             maxclients,
+            suppressed,
             "client rejected: max number of clients reached"
         );
     } else {
         tracing::warn!(
             peer,
             reason = "protected-mode",
+            suppressed,
             "client rejected: protected mode is on and no password is set"
         );
     }

@@ -17,6 +17,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::clients::Clients;
 use crate::config::{self, Config};
+use shoal_observe::ratelimit::EverySecond;
 use shoal_observe::{Meters, Stats};
 
 /// A source of wall-clock time. Injected so tests (and, later, replicas replaying a stream) can
@@ -86,6 +87,9 @@ pub struct Shared {
     pub tcp_port: AtomicU64,
     /// Instantaneous rates, sampled by the background cycle.
     pub meters: Meters,
+    /// At most one log line a second for slow commands and for refused clients.
+    pub slow_log_lines: EverySecond,
+    pub rejected_log_lines: EverySecond,
     /// True while a dataset is being loaded at start-up: `/readyz` answers 503 until it clears.
     pub loading: AtomicBool,
     /// `SLOWLOG`: locked only for commands that qualify and for the command itself.
@@ -154,6 +158,8 @@ impl Shared {
             run_id,
             tcp_port: AtomicU64::new(0),
             meters: Meters::default(),
+            slow_log_lines: EverySecond::default(),
+            rejected_log_lines: EverySecond::default(),
             loading: AtomicBool::new(false),
             slowlog: Default::default(),
             latency: Default::default(),
@@ -407,9 +413,7 @@ impl ServerOps for Shared {
 
     fn memory_stats(&self) -> Vec<(String, Frame)> {
         let m = crate::info::memory();
-        let keys: usize = (0..self.ks.databases())
-            .map(|d| self.ks.db_info(d).keys)
-            .sum();
+        let keys: usize = self.ks.db_infos().iter().map(|i| i.keys).sum();
         let dataset = self.ks.dataset_estimate();
         vec![
             ("peak.allocated".into(), Frame::Integer(m.peak as i64)),

@@ -41,7 +41,7 @@ pub fn render(s: &Summary) -> String {
         ("hit-ratio", "Hit ratio", hit_ratio),
         (
             "latency",
-            "Latency p50 / p95 / p99",
+            "Latency p50 / p95 / p99 (since start)",
             format!(
                 "{} / {} / {}",
                 micros(s.latency_us[0]),

@@ -477,6 +477,39 @@ fn start_up_fails_clearly_when_the_metrics_port_is_taken() {
 // ---------------------------------------------------------------------------------------------
 
 /// True (with a note) when the tests run against Redis, which has no metrics port.
+#[test]
+fn idle_connections_are_capped_and_wait_instead_of_failing() {
+    let Some(shoal) = Shoal::start(&[]) else {
+        return;
+    };
+    // 32 connections that never send a request fill every slot (the cap in http.rs).
+    let idle: Vec<std::net::TcpStream> = (0..32)
+        .map(|_| std::net::TcpStream::connect(shoal.metrics).expect("connect"))
+        .collect();
+    // One more is accepted by the kernel but not served while the slots are taken: a short
+    // deadline passes without an answer.
+    let waiting = http::get_with_timeout(shoal.metrics, "/healthz", Duration::from_millis(300));
+    assert!(waiting.is_err(), "served past the cap: {waiting:?}");
+    // The data port is unaffected.
+    let mut session = shoal.session();
+    session.check("PING", "PONG");
+    // Freeing the slots lets new requests through again.
+    drop(idle);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match http::get_with_timeout(shoal.metrics, "/healthz", Duration::from_secs(5)) {
+            Ok(r) => {
+                assert_eq!((r.status, r.text()), (200, "ok\n".to_string()));
+                break;
+            }
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "metrics port never recovered: {e}"
+            ),
+        }
+    }
+}
+
 fn skipped() -> bool {
     let skip = matches!(
         target_kind(option_env!("CARGO_BIN_EXE_shoal-server")),

@@ -297,6 +297,20 @@ impl Keyspace {
         info
     }
 
+    /// Key and volatile-key counts of every database, in one pass over the stripes (one lock
+    /// each), for readers that want them all, such as a metrics scrape.
+    pub fn db_infos(&self) -> Vec<DbInfo> {
+        let mut out = vec![DbInfo::default(); self.databases()];
+        for m in self.stripes.iter() {
+            let stripe = m.lock();
+            for (info, d) in out.iter_mut().zip(stripe.dbs.iter()) {
+                info.keys += d.keys;
+                info.volatile += d.volatile;
+            }
+        }
+        out
+    }
+
     /// Counters summed over stripes.
     pub fn stats(&self) -> StripeStats {
         let mut total = StripeStats::default();

@@ -114,9 +114,16 @@ where
                         // stay bounded however many requests one read brought in.
                         Step::Continue if output.len() >= FLUSH_AT => {
                             info.note_buffers(&input, &output);
-                            if let Err(end) =
+                            let written = if watch.is_on() {
                                 watch.guard(write_out(shared, stream, &mut output)).await
-                            {
+                            } else {
+                                // The common case skips the guard's select: only a monitor's
+                                // write can be cut short.
+                                write_out(shared, stream, &mut output)
+                                    .await
+                                    .map_err(|_| End::Io)
+                            };
+                            if let Err(end) = written {
                                 return end;
                             }
                             info.note_flushed();
@@ -152,7 +159,15 @@ where
             }
         }
         info.note_buffers(&input, &output);
-        if let Err(end) = watch.guard(write_out(shared, stream, &mut output)).await {
+        let written = if watch.is_on() {
+            watch.guard(write_out(shared, stream, &mut output)).await
+        } else {
+            // Once per batch, so this skips the guard's select as above.
+            write_out(shared, stream, &mut output)
+                .await
+                .map_err(|_| End::Io)
+        };
+        if let Err(end) = written {
             return end;
         }
         info.note_flushed();
@@ -168,7 +183,8 @@ where
             input.reserve(READ_CHUNK);
         }
         // Like Redis, which never times out replicas, a monitor is not idle while it watches.
-        let timeout = if watch.is_on() {
+        let monitoring = watch.is_on();
+        let timeout = if monitoring {
             0
         } else {
             shared.live.timeout_secs.load(Ordering::Relaxed)
@@ -187,7 +203,8 @@ where
                 Ok(Ok(0)) => return End::PeerClosed,
                 Ok(Ok(n)) => Woke::Read(n),
             },
-            line = watch.next() => Woke::Line(line),
+            // Not polled at all unless this client is monitoring.
+            line = watch.next(), if monitoring => Woke::Line(line),
             _ = info.kill_notify.notified() => return End::Killed,
             _ = shutdown.changed() => return End::Shutdown,
         };
@@ -310,7 +327,8 @@ async fn run_command(
     // command, the pause counts as the command's run time for the statistics, the slow log and
     // the latency monitor.
     if let Some(Action::Sleep(d)) = client.action {
-        tokio::time::sleep(d).await;
+        // Boxed, so the timer's state does not enlarge every command's future.
+        Box::pin(tokio::time::sleep(d)).await;
     }
     let finished = Instant::now();
     info.command_finished();
@@ -386,7 +404,9 @@ fn refuse(spec: &'static CommandSpec, error: CommandError) -> Executed {
 }
 
 /// Feeds what Redis feeds after running a command: the slow log, the latency monitor and the
-/// `MONITOR` stream. Each costs one relaxed load when it is off or the command does not qualify.
+/// `MONITOR` stream. Each costs one relaxed load when it is off or the command does not qualify;
+/// this check is inlined into the command path, the work itself is not.
+#[inline]
 fn observe(
     shared: &Shared,
     info: &ClientInfo,
@@ -406,9 +426,33 @@ fn observe(
     let watched = shared.monitors.active()
         && !spec.flags.has(Flags::ADMIN)
         && !spec.flags.has(Flags::SKIP_MONITOR);
-    if !(slow || spike || watched) {
-        return;
+    if slow || spike || watched {
+        record_observed(
+            shared,
+            info,
+            client,
+            spec,
+            args,
+            duration_us,
+            [slow, spike, watched],
+        );
     }
+}
+
+/// The slow log entry, latency event and `MONITOR` line of one command, for those of the three
+/// (`[slow, spike, watched]`) that apply.
+#[cold]
+#[inline(never)]
+fn record_observed(
+    shared: &Shared,
+    info: &ClientInfo,
+    client: &ClientState,
+    spec: &'static CommandSpec,
+    args: &[Bytes],
+    duration_us: u64,
+    [slow, spike, watched]: [bool; 3],
+) {
+    let live = &shared.live;
     let now_us = shared.clock.now_us();
     let now_secs = now_us / 1_000_000;
     if spike {

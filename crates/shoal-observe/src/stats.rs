@@ -32,6 +32,9 @@ pub struct Shard {
     cmds: Box<[CmdCounters]>,
     pub net_in: AtomicU64,
     pub net_out: AtomicU64,
+    /// Socket reads and writes (`total_reads_processed`, `total_writes_processed`).
+    pub reads: AtomicU64,
+    pub writes: AtomicU64,
     pub commands: AtomicU64,
     pub dirty: AtomicU64,
     /// Error replies by code. A mutex only this thread takes on the command path (readers take
@@ -71,6 +74,8 @@ pub struct Totals {
     pub per_cmd: Vec<(u64, u64, u64, u64)>,
     pub net_in: u64,
     pub net_out: u64,
+    pub reads: u64,
+    pub writes: u64,
     pub commands: u64,
     pub dirty: u64,
 }
@@ -116,6 +121,8 @@ impl Stats {
                         .collect(),
                     net_in: AtomicU64::new(0),
                     net_out: AtomicU64::new(0),
+                    reads: AtomicU64::new(0),
+                    writes: AtomicU64::new(0),
                     commands: AtomicU64::new(0),
                     dirty: AtomicU64::new(0),
                     errors: Mutex::new(HashMap::new()),
@@ -195,8 +202,14 @@ impl Stats {
     /// Records network traffic.
     pub fn net(&self, input: u64, output: u64) {
         self.with_shard(|s| {
-            bump(&s.net_in, input);
-            bump(&s.net_out, output);
+            if input > 0 {
+                bump(&s.net_in, input);
+                bump(&s.reads, 1);
+            }
+            if output > 0 {
+                bump(&s.net_out, output);
+                bump(&s.writes, 1);
+            }
         });
     }
 
@@ -215,6 +228,8 @@ impl Stats {
             }
             t.net_in += s.net_in.load(Ordering::Relaxed);
             t.net_out += s.net_out.load(Ordering::Relaxed);
+            t.reads += s.reads.load(Ordering::Relaxed);
+            t.writes += s.writes.load(Ordering::Relaxed);
             t.commands += s.commands.load(Ordering::Relaxed);
             t.dirty += s.dirty.load(Ordering::Relaxed);
         }
@@ -235,6 +250,8 @@ impl Stats {
         }
         t.net_in -= b.net_in.min(t.net_in);
         t.net_out -= b.net_out.min(t.net_out);
+        t.reads -= b.reads.min(t.reads);
+        t.writes -= b.writes.min(t.writes);
         t.commands -= b.commands.min(t.commands);
         t
     }

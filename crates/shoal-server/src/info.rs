@@ -782,12 +782,12 @@ fn stats(s: &Shared, out: &mut String) {
     let errors: u64 = s.stats.errors().iter().map(|(_, n)| n).sum();
     line(out, "total_error_replies", errors);
     line(out, "dump_payload_sanitizations", 0);
-    // The statistics do not count socket reads and writes separately from their bytes (yet).
+    line(out, "total_reads_processed", t.reads);
+    line(out, "total_writes_processed", t.writes);
+    // Every connection does its own I/O on its worker; there are no separate I/O threads.
     zeros(
         out,
         &[
-            "total_reads_processed",
-            "total_writes_processed",
             "io_threaded_reads_processed",
             "io_threaded_writes_processed",
         ],

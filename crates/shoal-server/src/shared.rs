@@ -413,15 +413,16 @@ impl ServerOps for Shared {
 
     fn memory_stats(&self) -> Vec<(String, Frame)> {
         let m = crate::info::memory();
+        let o = crate::info::overhead(self, &m);
         let keys: usize = self.ks.db_infos().iter().map(|i| i.keys).sum();
         let dataset = self.ks.dataset_estimate();
         vec![
             ("peak.allocated".into(), Frame::Integer(m.peak as i64)),
             ("total.allocated".into(), Frame::Integer(m.allocated as i64)),
-            ("startup.allocated".into(), Frame::Integer(0)),
+            ("startup.allocated".into(), Frame::Integer(o.startup as i64)),
             ("replication.backlog".into(), Frame::Integer(0)),
             ("clients.slaves".into(), Frame::Integer(0)),
-            ("clients.normal".into(), Frame::Integer(0)),
+            ("clients.normal".into(), Frame::Integer(o.clients as i64)),
             ("aof.buffer".into(), Frame::Integer(0)),
             ("lua.caches".into(), Frame::Integer(0)),
             (

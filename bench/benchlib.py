@@ -347,7 +347,7 @@ def command_line():
 ENV_KEYS_TO_ECHO = {"SHOAL_BIN", "REDIS_BIN", "EXTRA_ARGS", "KEYS", "ROUNDS", "N", "TTL_MIN_MS",
                     "TTL_MAX_MS", "TIME_LIMIT", "POLL", "KEYSPACE", "OPS", "WARMUP", "ZIPF_S",
                     "BATCH", "MAXMEMORY", "POLICY", "SEED", "VALUE_SIZE", "PRELOAD", "IDLE_SECONDS",
-                    "PIPELINES", "SCRAPE_INTERVAL", "TESTS", "CLIENTS"}
+                    "PIPELINES", "SCRAPE_INTERVAL", "TESTS", "CLIENTS", "PIN"}
 
 
 def log(*a):

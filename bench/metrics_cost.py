@@ -9,8 +9,11 @@ Each gets `redis-benchmark -t $TESTS -n $N -r $KEYSPACE -c $CLIENTS [-P 16] --cs
 pipeline depth in PIPELINES. Reported: median requests/s over rounds per test, and on/off ratios.
 The claim to check is that "on" is at most 2 % lower (ratio >= 0.98).
 
+With PIN=1 the server runs with one worker thread pinned to CPU 0 (`taskset -c 0`) and
+redis-benchmark on CPU 1, which takes the scheduler's placement out of the noise.
+
 Env: SHOAL_BIN, N (1000000), ROUNDS (3), CLIENTS (50), TESTS (set,get), KEYSPACE (1000000),
-     PIPELINES ("1 16"), SCRAPE_INTERVAL (1.0), EXTRA_ARGS.
+     PIPELINES ("1 16"), SCRAPE_INTERVAL (1.0), PIN (0), EXTRA_ARGS.
 """
 
 import csv
@@ -33,6 +36,7 @@ TESTS = os.environ.get("TESTS", "set,get")
 KEYSPACE = int(os.environ.get("KEYSPACE", "1000000"))
 PIPELINES = [int(p) for p in os.environ.get("PIPELINES", "1 16").split()]
 SCRAPE_INTERVAL = float(os.environ.get("SCRAPE_INTERVAL", "1.0"))
+PIN = os.environ.get("PIN", "0") == "1"
 
 
 class Scraper(threading.Thread):
@@ -64,7 +68,8 @@ class Scraper(threading.Thread):
 
 
 def benchmark(port, pipeline):
-    args = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", TESTS, "-n", str(N),
+    args = ["taskset", "-c", "1"] if PIN else []
+    args += ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", TESTS, "-n", str(N),
             "-r", str(KEYSPACE), "-c", str(CLIENTS), "--csv"]
     if pipeline > 1:
         args += ["-P", str(pipeline)]
@@ -78,6 +83,8 @@ def benchmark(port, pipeline):
 
 def run_one(mode, binary, pipeline):
     extra = ["--latency-tracking", "no"] if mode == "off" else []
+    if PIN:
+        extra += ["--worker-threads", "1"]
     metrics_port = None
     if mode == "on":
         metrics_port = bl.free_port()
@@ -101,8 +108,18 @@ def run_one(mode, binary, pipeline):
         return rps
 
 
+def pinned(binary):
+    """A wrapper that starts `binary` on CPU 0 (its threads inherit the affinity)."""
+    path = os.path.join(os.path.dirname(binary), "shoal-on-cpu0")
+    with open(path, "w") as f:
+        f.write(f"#!/bin/sh\nexec taskset -c 0 {binary} \"$@\"\n")
+    os.chmod(path, 0o755)
+    return path
+
+
 def main():
-    binary = bl.private_copy(bl.shoal_bin())
+    real = bl.private_copy(bl.shoal_bin())
+    binary = pinned(real) if PIN else real
     results = {}  # (pipeline, mode) -> {test: [rps...]}
     for r in range(ROUNDS):
         for pipeline in PIPELINES:
@@ -114,9 +131,10 @@ def main():
                     results.setdefault((pipeline, mode), {}).setdefault(test, []).append(v)
 
     bl.header("Cost of metrics: scraped every second vs off", bl.command_line())
-    print(f"- Shoal: {bl.describe(binary)}")
+    print(f"- Shoal: {bl.describe(real)}")
     print(f"- redis-benchmark -t {TESTS} -n {N} -r {KEYSPACE} -c {CLIENTS}; "
-          f"medians of {ROUNDS} rounds; 'on' scrapes /metrics every {SCRAPE_INTERVAL:g} s")
+          f"medians of {ROUNDS} rounds; 'on' scrapes /metrics every {SCRAPE_INTERVAL:g} s"
+          + ("; server on CPU 0 with one worker, redis-benchmark on CPU 1" if PIN else ""))
     print()
     print("| test | pipeline | off (rps) | on (rps) | on/off |")
     print("|---|---|---|---|---|")

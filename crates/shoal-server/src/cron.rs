@@ -46,6 +46,15 @@ pub fn tick(shared: &Shared, period: Duration) {
         || started.elapsed() >= budget,
         &mut journal,
     );
+    // Like Redis, a cycle stopped by its time budget is counted, and every cycle's time added.
+    if !stats.completed {
+        shared
+            .expire_time_cap_reached
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    shared
+        .expire_cycle_us
+        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     if stats.sampled > 0 {
         let perc = stats.expired as u64 * 10_000 / stats.sampled as u64;
         shared.expired_stale_perc.store(perc, Ordering::Relaxed);

@@ -634,8 +634,16 @@ fn memory_section(s: &Shared, cfg: &Config, out: &mut String) {
     zeros(out, &["mem_cluster_links", "mem_aof_buffer"]);
     line(out, "mem_allocator", allocator_name());
     line(out, "active_defrag_running", 0);
-    // The lazy-free thread does not count what it frees (yet).
-    zeros(out, &["lazyfree_pending_objects", "lazyfreed_objects"]);
+    line(
+        out,
+        "lazyfree_pending_objects",
+        s.lazyfree.pending.load(Ordering::Relaxed),
+    );
+    line(
+        out,
+        "lazyfreed_objects",
+        s.lazyfree.freed.load(Ordering::Relaxed),
+    );
 }
 
 fn persistence(s: &Shared, out: &mut String) {
@@ -736,13 +744,15 @@ fn stats(s: &Shared, out: &mut String) {
             s.expired_stale_perc.load(Ordering::Relaxed) as f64 / 100.0
         ),
     );
-    // The expiry cycle does not report when it ran out of time or how long it ran (yet).
-    zeros(
+    line(
         out,
-        &[
-            "expired_time_cap_reached_count",
-            "expire_cycle_cpu_milliseconds",
-        ],
+        "expired_time_cap_reached_count",
+        s.expire_time_cap_reached.load(Ordering::Relaxed),
+    );
+    line(
+        out,
+        "expire_cycle_cpu_milliseconds",
+        s.expire_cycle_us.load(Ordering::Relaxed) / 1000,
     );
     line(out, "evicted_keys", ks.evicted);
     zeros(

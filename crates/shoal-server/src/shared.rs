@@ -82,7 +82,14 @@ pub struct Shared {
     /// Set to true to stop the server; every listener and connection watches it.
     pub shutdown: watch::Sender<bool>,
     pub expired_stale_perc: AtomicU64,
-    lazy_free: Mutex<mpsc::Sender<Garbage>>,
+    lazy_free: Mutex<mpsc::Sender<(Garbage, u64)>>,
+    /// Keys handed to the lazy-free thread and not yet freed, and keys it has freed
+    /// (`lazyfree_pending_objects`, `lazyfreed_objects`).
+    pub lazyfree: Arc<LazyFreeStats>,
+    /// Active expiry cycles stopped by their time budget, and the time all cycles ran
+    /// (`expired_time_cap_reached_count`, `expire_cycle_cpu_milliseconds`), in microseconds.
+    pub expire_time_cap_reached: AtomicU64,
+    pub expire_cycle_us: AtomicU64,
     pub run_id: String,
     pub tcp_port: AtomicU64,
     /// Instantaneous rates, sampled by the background cycle.
@@ -111,13 +118,17 @@ impl Shared {
         );
         let table = CommandTable::new();
         let stats = Stats::new(&table);
-        let (tx, rx) = mpsc::channel::<Garbage>();
+        let (tx, rx) = mpsc::channel::<(Garbage, u64)>();
+        let lazyfree = Arc::new(LazyFreeStats::default());
+        let counts = lazyfree.clone();
         // Freed tables are dropped here so FLUSHALL ASYNC answers at once.
         let _ = std::thread::Builder::new()
             .name("shoal-lazyfree".into())
             .spawn(move || {
-                while let Ok(g) = rx.recv() {
+                while let Ok((g, keys)) = rx.recv() {
                     drop(g);
+                    counts.pending.fetch_sub(keys, Ordering::Relaxed);
+                    counts.freed.fetch_add(keys, Ordering::Relaxed);
                 }
             });
         let (shutdown, _) = watch::channel(false);
@@ -155,6 +166,9 @@ impl Shared {
             shutdown,
             expired_stale_perc: AtomicU64::new(0),
             lazy_free: Mutex::new(tx),
+            lazyfree,
+            expire_time_cap_reached: AtomicU64::new(0),
+            expire_cycle_us: AtomicU64::new(0),
             run_id,
             tcp_port: AtomicU64::new(0),
             meters: Meters::default(),
@@ -241,6 +255,13 @@ impl Shared {
     pub fn request_shutdown(&self) {
         let _ = self.shutdown.send(true);
     }
+}
+
+/// What the lazy-free thread has been given and has done, in keys.
+#[derive(Default)]
+pub struct LazyFreeStats {
+    pub pending: AtomicU64,
+    pub freed: AtomicU64,
 }
 
 /// 40 hex digits derived from `seed` (the run id; Redis's is random), every digit mixed by
@@ -362,9 +383,12 @@ impl ServerOps for Shared {
     fn reset_stats(&self) {
         self.stats.reset();
         self.ks.reset_stats();
-        // Redis's CONFIG RESETSTAT zeroes the connection counters too.
+        // Redis's CONFIG RESETSTAT zeroes these too (but not the pending lazy-free count).
         self.clients.total_connections.store(0, Ordering::Relaxed);
         self.clients.rejected.store(0, Ordering::Relaxed);
+        self.lazyfree.freed.store(0, Ordering::Relaxed);
+        self.expire_time_cap_reached.store(0, Ordering::Relaxed);
+        self.expire_cycle_us.store(0, Ordering::Relaxed);
     }
 
     fn info(&self, sections: &[String]) -> String {
@@ -487,8 +511,12 @@ impl ServerOps for Shared {
 
     fn free(&self, garbage: Garbage, lazy: bool) {
         if lazy {
-            if let Err(e) = self.lazy_free.lock().send(garbage) {
+            let keys = garbage.keys() as u64;
+            self.lazyfree.pending.fetch_add(keys, Ordering::Relaxed);
+            if let Err(e) = self.lazy_free.lock().send((garbage, keys)) {
+                // The thread is gone (only at exit): free here, and keep the counts true.
                 drop(e.0);
+                self.lazyfree.pending.fetch_sub(keys, Ordering::Relaxed);
             }
         } else {
             drop(garbage);

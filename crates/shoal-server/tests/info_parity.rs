@@ -854,3 +854,53 @@ fn memory_doctor_matches_redis_on_an_empty_instance() {
         "{text}"
     );
 }
+
+/// Reads one `field:value` of an INFO text as a number.
+fn field(info: &str, name: &str) -> u64 {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no numeric {name} in:\n{info}"))
+}
+
+/// `FLUSHALL ASYNC` hands the keys to the lazy-free thread: `lazyfreed_objects` counts them once
+/// freed, as in Redis, and `CONFIG RESETSTAT` zeroes it; socket reads and writes are counted.
+#[test]
+fn lazy_free_and_io_counters_follow_redis() {
+    let pair = Pair::start(&[]);
+    let (got, want) = pair.both(|c| {
+        for i in 0..300 {
+            let key = format!("k{i}");
+            cmd(c, &["SET", &key, "v"]);
+        }
+        cmd(c, &["FLUSHALL", "ASYNC"]);
+        let deadline = Instant::now() + TIMEOUT;
+        let freed = loop {
+            // Redis 7.0 reports both lazy-free counters in the memory section.
+            let memory = info(c, &["memory"]);
+            if field(&memory, "lazyfree_pending_objects") == 0
+                && field(&memory, "lazyfreed_objects") > 0
+            {
+                break field(&memory, "lazyfreed_objects");
+            }
+            assert!(Instant::now() < deadline, "keys never freed:\n{memory}");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let stats = info(c, &["stats"]);
+        // One command per read and one reply per write on this unpipelined connection.
+        let reads = field(&stats, "total_reads_processed");
+        let writes = field(&stats, "total_writes_processed");
+        assert!(
+            reads >= 302 && writes >= 302,
+            "reads {reads}, writes {writes}"
+        );
+        cmd(c, &["CONFIG", "RESETSTAT"]);
+        let after = field(&info(c, &["memory"]), "lazyfreed_objects");
+        (freed, after)
+    });
+    assert_eq!(
+        got, want,
+        "(lazyfreed_objects, after RESETSTAT) (left: candidate)"
+    );
+    assert_eq!(want, (300, 0));
+}

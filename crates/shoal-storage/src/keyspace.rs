@@ -130,7 +130,14 @@ pub struct Stripe {
 
 /// Tables taken out of the keyspace by a flush; dropping this frees them. `FLUSHALL ASYNC` drops
 /// it on a background thread so the client is answered at once.
-pub struct Garbage(#[allow(dead_code)] Vec<StripeDb>);
+pub struct Garbage(Vec<StripeDb>);
+
+impl Garbage {
+    /// The number of keys these tables hold (what `lazyfree_pending_objects` counts).
+    pub fn keys(&self) -> usize {
+        self.0.iter().map(|d| d.keys).sum()
+    }
+}
 
 /// Counters of one database, for `INFO keyspace` and `DBSIZE`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

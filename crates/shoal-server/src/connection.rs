@@ -92,6 +92,13 @@ where
         kill: &info.kill_notify,
         sub: None,
     };
+    // The kill and shutdown signals are waited on by futures that live as long as the
+    // connection: once registered they stay registered, instead of joining and leaving the
+    // waiter lists on every request (which cost a tenth of an unpipelined GET).
+    let killed = info.kill_notify.notified();
+    tokio::pin!(killed);
+    let shut_down = shutdown.changed();
+    tokio::pin!(shut_down);
     loop {
         // Run every complete request already buffered.
         let limits = shared.limits();
@@ -183,6 +190,10 @@ where
             input.reserve(READ_CHUNK);
         }
         // Like Redis, which never times out replicas, a monitor is not idle while it watches.
+        // A kill that came before this connection first waited is seen here.
+        if info.killed.load(Ordering::Relaxed) {
+            return End::Killed;
+        }
         let monitoring = watch.is_on();
         let timeout = if monitoring {
             0
@@ -205,8 +216,8 @@ where
             },
             // Not polled at all unless this client is monitoring.
             line = watch.next(), if monitoring => Woke::Line(line),
-            _ = info.kill_notify.notified() => return End::Killed,
-            _ = shutdown.changed() => return End::Shutdown,
+            _ = &mut killed => return End::Killed,
+            _ = &mut shut_down => return End::Shutdown,
         };
         match woke {
             Woke::Read(n) => {

@@ -411,7 +411,9 @@ impl ServerOps for Shared {
         let victims = self.clients.select(filter, me);
         for c in &victims {
             c.killed.store(true, Ordering::Relaxed);
-            c.kill_notify.notify_one();
+            // Every waiter: the connection's read loop and, for a monitor, its write guard. A
+            // connection not waiting yet sees the flag before it next waits.
+            c.kill_notify.notify_waiters();
         }
         victims.len()
     }

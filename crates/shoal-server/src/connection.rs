@@ -222,6 +222,10 @@ where
         match woke {
             Woke::Read(n) => {
                 shared.stats.net(n as u64, 0);
+                // Like Redis's `lastinteraction`, set when the client's bytes arrive (once per
+                // read, not per command).
+                let active = info.created.elapsed().as_millis() as u64;
+                info.last_active_ms.store(active, Ordering::Relaxed);
                 if info.killed.load(Ordering::Relaxed) {
                     return End::Killed;
                 }
@@ -352,8 +356,6 @@ async fn run_command(
         code.as_deref(),
         ex.journal.dirty,
     );
-    let active = finished.duration_since(info.created).as_millis() as u64;
-    info.last_active_ms.store(active, Ordering::Relaxed);
     // Like Redis, only commands that ran are observed, not those refused before running.
     if let (false, Some(spec)) = (ex.rejected, ex.spec) {
         observe(shared, info, client, spec, args, nanos / 1000);

@@ -14,6 +14,7 @@
 //! [`Journal`] (dirty count and, when enabled, key events for propagation and notifications).
 //! Expiry and eviction call the same functions.
 
+use std::cell::Cell;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
@@ -237,12 +238,16 @@ impl Keyspace {
         self.locked(guards, now)
     }
 
-    /// Locks the stripe of one key.
-    pub fn lock_key(&self, key: &[u8], now: u64) -> Locked<'_> {
-        let s = self.stripe_of(key);
+    /// Locks the stripe of one key. The key is borrowed as long as the view, which lets the view
+    /// recognise it by address and skip hashing it again.
+    pub fn lock_key<'a>(&'a self, key: &'a [u8], now: u64) -> Locked<'a> {
+        let slot = key_slot(key);
+        let s = slot as usize & self.mask;
         let mut guards = Guards::new();
         guards.push((s, self.stripes[s].lock()));
-        self.locked(guards, now)
+        let locked = self.locked(guards, now);
+        locked.known_slot.set(SlotOf::new(key, slot));
+        locked
     }
 
     /// Locks every stripe, for commands that see the whole keyspace at one instant.
@@ -264,6 +269,7 @@ impl Keyspace {
             now,
             clock: self.eviction.access_clock(now),
             journal: Journal::default(),
+            known_slot: Cell::new(SlotOf::NONE),
         }
     }
 
@@ -398,6 +404,38 @@ pub struct Locked<'a> {
     clock: u32,
     /// What this command changed.
     pub journal: Journal,
+    /// The slot of the key a single-key command locked, so the command's own lookups and
+    /// writes do not hash the key's CRC16 a second time.
+    known_slot: Cell<SlotOf>,
+}
+
+/// A key's slot, remembered by the address and length of the key's bytes. [`Keyspace::lock_key`]
+/// borrows the key for as long as the view lives, so no other key can have that address meanwhile.
+#[derive(Clone, Copy)]
+struct SlotOf {
+    addr: usize,
+    len: usize,
+    slot: u16,
+}
+
+impl SlotOf {
+    const NONE: SlotOf = SlotOf {
+        addr: 0,
+        len: usize::MAX,
+        slot: 0,
+    };
+
+    fn new(key: &[u8], slot: u16) -> SlotOf {
+        SlotOf {
+            addr: key.as_ptr() as usize,
+            len: key.len(),
+            slot,
+        }
+    }
+
+    fn of(&self, key: &[u8]) -> Option<u16> {
+        (self.addr == key.as_ptr() as usize && self.len == key.len()).then_some(self.slot)
+    }
 }
 
 /// Where a key lives: its stripe, its table index in the stripe, and its hash.
@@ -421,7 +459,11 @@ impl<'a> Locked<'a> {
     }
 
     pub(crate) fn place(&self, key: &[u8]) -> Place {
-        let (stripe, index) = self.ks.locate(key_slot(key) as usize);
+        let slot = match self.known_slot.get().of(key) {
+            Some(slot) => slot,
+            None => key_slot(key),
+        };
+        let (stripe, index) = self.ks.locate(slot as usize);
         Place {
             stripe,
             index,

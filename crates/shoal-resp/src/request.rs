@@ -25,6 +25,10 @@ const BIG_ARG: usize = 32 * 1024;
 /// bare `*1000000` header costs nothing until the arguments actually arrive.
 const MAX_PREALLOC_ARGS: usize = 1024;
 
+/// Requests with at most this many arguments, all small, are parsed by the one-pass fast path
+/// when they arrive whole.
+const FAST_MAX_ARGS: usize = 16;
+
 /// Where the parser stands between calls.
 #[derive(Debug)]
 enum State {
@@ -148,6 +152,12 @@ impl RequestParser {
                 let Some(&first) = buf.first() else {
                     return Ok(None);
                 };
+                if first == b'*' {
+                    if let Some(args) = whole_multibulk(buf, limits) {
+                        self.scanned = 0;
+                        return Ok(Some(args));
+                    }
+                }
                 let request = if first == b'*' {
                     self.parse_multibulk_header(buf, limits)?
                 } else {
@@ -331,6 +341,57 @@ impl RequestParser {
             }
         }
     }
+}
+
+/// The fast path for the common case, a small multibulk already whole in the buffer: one pass
+/// over the bytes with nothing stored between arguments, then one cut that hands the request's
+/// bytes over, each argument a slice of them (still never a copy). Anything else (incomplete,
+/// malformed, a count of zero or less, more than [`FAST_MAX_ARGS`] arguments, a bulk of
+/// [`BIG_ARG`] bytes or more, a limit exceeded) returns `None` without touching the buffer, and
+/// the general path then produces exactly the outcome or error Redis would.
+fn whole_multibulk(buf: &mut BytesMut, limits: &Limits) -> Option<Vec<Bytes>> {
+    let bytes = &buf[..];
+    let (count, mut at) = length_line(bytes, 1)?;
+    let count = usize::try_from(count).ok()?;
+    if count == 0 || count > FAST_MAX_ARGS || count > limits.max_multibulk_len {
+        return None;
+    }
+    let mut spans = [(0usize, 0usize); FAST_MAX_ARGS];
+    for span in spans.iter_mut().take(count) {
+        if *bytes.get(at)? != b'$' {
+            return None;
+        }
+        let (len, start) = length_line(bytes, at + 1)?;
+        let len = usize::try_from(len).ok()?;
+        if len > limits.max_bulk_len || len >= BIG_ARG {
+            return None;
+        }
+        // Redis skips the two bytes after a payload without checking them.
+        let next = start + len + 2;
+        if next > bytes.len() {
+            return None;
+        }
+        *span = (start, len);
+        at = next;
+    }
+    let request = buf.split_to(at).freeze();
+    Some(
+        spans[..count]
+            .iter()
+            .map(|&(start, len)| request.slice(start..start + len))
+            .collect(),
+    )
+}
+
+/// A length line starting at `from` (after its `*` or `$`): its value and where the next line
+/// starts, skipping the byte after `\r` unchecked as Redis does; `None` if it is not whole or
+/// not a valid number.
+fn length_line(bytes: &[u8], from: usize) -> Option<(i64, usize)> {
+    let cr = from + find_byte(bytes.get(from..)?, b'\r')?;
+    if cr + 2 > bytes.len() {
+        return None;
+    }
+    Some((parse_ll(&bytes[from..cr])?, cr + 2))
 }
 
 /// What one step on an idle parser produced.

@@ -25,12 +25,47 @@ pub struct Executed {
     pub journal: Journal,
 }
 
+/// The last command name a connection sent, byte for byte, and its spec. Clients repeat their
+/// commands, and comparing a short name exactly is cheaper than the table's case-insensitive
+/// lookup.
+#[derive(Default)]
+pub struct NameCache {
+    name: [u8; NameCache::MAX],
+    len: usize,
+    spec: Option<&'static CommandSpec>,
+}
+
+impl NameCache {
+    /// Longest name remembered.
+    const MAX: usize = 16;
+
+    fn get(&mut self, table: &CommandTable, name: &[u8]) -> Option<&'static CommandSpec> {
+        if let Some(spec) = self.spec {
+            if name.len() == self.len && name == &self.name[..self.len] {
+                return Some(spec);
+            }
+        }
+        let spec = table.get(name)?;
+        if name.len() <= Self::MAX {
+            self.name[..name.len()].copy_from_slice(name);
+            self.len = name.len();
+            self.spec = Some(spec);
+        }
+        Some(spec)
+    }
+}
+
 /// Resolves `args` to a command or subcommand spec, checking arity.
 pub fn resolve(table: &CommandTable, args: &[Bytes]) -> Resolved {
+    resolve_with(table, args, &mut NameCache::default())
+}
+
+/// [`resolve`], looking the command name up through a connection's [`NameCache`].
+pub fn resolve_with(table: &CommandTable, args: &[Bytes], names: &mut NameCache) -> Resolved {
     let Some(name) = args.first() else {
         return Err((None, CommandError::err("empty command")));
     };
-    let Some(spec) = table.get(name) else {
+    let Some(spec) = names.get(table, name) else {
         return Err((None, unknown_command(args)));
     };
     if !spec.subcommands.is_empty() {
@@ -184,5 +219,44 @@ impl<'a> Engine<'a> {
                 journal,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Vec<Bytes> {
+        words.iter().map(|w| Bytes::from(w.to_string())).collect()
+    }
+
+    fn name(r: Resolved) -> Option<&'static str> {
+        r.ok().map(|s| s.name)
+    }
+
+    #[test]
+    fn the_name_cache_answers_only_for_the_same_bytes() {
+        let table = CommandTable::new();
+        let mut names = NameCache::default();
+        let run = |names: &mut NameCache, w: &[&str]| name(resolve_with(&table, &args(w), names));
+        assert_eq!(run(&mut names, &["get", "k"]), Some("get"));
+        assert_eq!(run(&mut names, &["get", "k"]), Some("get"));
+        // Another spelling or another command goes back to the table.
+        assert_eq!(run(&mut names, &["GeT", "k"]), Some("get"));
+        assert_eq!(run(&mut names, &["set", "k", "v"]), Some("set"));
+        assert_eq!(run(&mut names, &["ge", "k"]), None);
+        assert_eq!(run(&mut names, &["gett", "k"]), None);
+        // Arity and subcommands are still checked on a cached name.
+        assert_eq!(run(&mut names, &["get"]), None);
+        assert_eq!(
+            run(&mut names, &["config", "get", "port"]),
+            Some("config|get")
+        );
+        assert_eq!(
+            run(&mut names, &["config", "set", "a", "b"]),
+            Some("config|set")
+        );
+        // Names longer than the cache holds are looked up every time.
+        assert_eq!(run(&mut names, &["getnamethatisverylong"]), None);
     }
 }

@@ -23,7 +23,7 @@ pub use cx::{
     Action, ClientFilter, ClientState, CommandLimits, Cx, LatencyHistogram, ReplyMode, ServerOps,
     ShutdownOptions,
 };
-pub use dispatch::{resolve, Engine, Executed, Resolved};
+pub use dispatch::{resolve, resolve_with, Engine, Executed, NameCache, Resolved};
 pub use error::{CmdResult, CommandError};
 pub use spec::{CommandSpec, Flags, Group, KeyAccess, Keys};
 pub use table::CommandTable;

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use shoal_commands::{
-    resolve, Action, ClientState, CommandError, CommandSpec, Engine, Executed, Flags, ReplyMode,
+    resolve_with, Action, ClientState, CommandError, CommandSpec, Engine, Executed, Flags,
+    NameCache, ReplyMode,
 };
 use shoal_observe::slowlog;
 use shoal_resp::{encode, Frame, RequestParser};
@@ -86,7 +87,7 @@ where
     let mut parser = RequestParser::new();
     let authenticated = !shared.live.has_password.load(Ordering::Relaxed);
     let mut client = ClientState::new(info.id, authenticated);
-    let mut last_cmd: &'static str = "";
+    let mut recent = Recent::default();
     let mut watch = Watch {
         monitors: &shared.monitors,
         kill: &info.kill_notify,
@@ -112,7 +113,7 @@ where
                         &mut client,
                         &args,
                         &mut output,
-                        &mut last_cmd,
+                        &mut recent,
                         monitoring,
                     )
                     .await;
@@ -242,6 +243,15 @@ where
     }
 }
 
+/// What a connection remembers of its previous command, to skip repeated work.
+#[derive(Default)]
+struct Recent {
+    /// The name last published for `CLIENT LIST` (`cmd=`).
+    last_cmd: &'static str,
+    /// The last command name's spec.
+    names: NameCache,
+}
+
 /// What woke the connection up between batches.
 enum Woke {
     /// The socket delivered this many bytes.
@@ -306,15 +316,15 @@ async fn run_command(
     client: &mut ClientState,
     args: &[Bytes],
     output: &mut BytesMut,
-    last_cmd: &mut &'static str,
+    recent: &mut Recent,
     monitoring: bool,
 ) -> Step {
     // Resolve first so CLIENT LIST shows the command being run, and CLIENT PAUSE WRITE can tell
     // writes apart; the dispatcher reuses the result.
-    let resolved = resolve(&shared.table, args);
+    let resolved = resolve_with(&shared.table, args, &mut recent.names);
     if let Ok(spec) = resolved {
-        if !std::ptr::eq(spec.name, *last_cmd) {
-            *last_cmd = spec.name;
+        if !std::ptr::eq(spec.name, recent.last_cmd) {
+            recent.last_cmd = spec.name;
             info.details.lock().last_cmd = spec.name;
         }
     }

@@ -7,7 +7,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
@@ -42,6 +42,10 @@ pub struct Shard {
     errors: Mutex<HashMap<String, u64>>,
     /// The [`Stats`] this shard belongs to.
     owner: u64,
+    /// The last command recorded on this thread (its spec's address) and its counter index:
+    /// clients repeat commands, and this skips the hash lookup. Only the owning thread uses it.
+    last_spec: AtomicUsize,
+    last_index: AtomicUsize,
 }
 
 /// Gives every [`Stats`] its own identity, so a thread's shard is never credited to another
@@ -127,6 +131,8 @@ impl Stats {
                     dirty: AtomicU64::new(0),
                     errors: Mutex::new(HashMap::new()),
                     owner: self.id,
+                    last_spec: AtomicUsize::new(0),
+                    last_index: AtomicUsize::new(0),
                 });
                 self.shards.lock().push(s.clone());
                 s
@@ -149,12 +155,21 @@ impl Stats {
         error: Option<&str>,
         dirty: u64,
     ) {
-        let index = spec.and_then(|spec| self.index.get(&(spec as *const CommandSpec as usize)));
-        if index.is_none() && dirty == 0 && error.is_none() {
+        if spec.is_none() && dirty == 0 && error.is_none() {
             return;
         }
         // One visit to the thread's shard per command: this runs on every command.
         self.with_shard(|s| {
+            let index = spec.and_then(|spec| {
+                let addr = spec as *const CommandSpec as usize;
+                if s.last_spec.load(Ordering::Relaxed) == addr {
+                    return Some(s.last_index.load(Ordering::Relaxed));
+                }
+                let i = *self.index.get(&addr)?;
+                s.last_spec.store(addr, Ordering::Relaxed);
+                s.last_index.store(i, Ordering::Relaxed);
+                Some(i)
+            });
             if dirty > 0 {
                 bump(&s.dirty, dirty);
             }
@@ -167,7 +182,7 @@ impl Stats {
                     }
                 }
             }
-            let Some(&i) = index else { return };
+            let Some(i) = index else { return };
             let c = &s.cmds[i];
             if rejected {
                 bump(&c.rejected, 1);

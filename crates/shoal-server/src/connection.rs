@@ -203,6 +203,10 @@ where
         };
         let read = stream.read_buf(&mut input);
         let woke = tokio::select! {
+            // The socket first: when a request is what woke the task, the other waits are not
+            // polled at all. A client that keeps the socket busy still sees a kill, through the
+            // flag checked after every read, and shutdown ends its task with the runtime.
+            biased;
             r = async {
                 if timeout > 0 {
                     tokio::time::timeout(Duration::from_secs(timeout), read).await

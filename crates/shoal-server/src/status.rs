@@ -122,11 +122,17 @@ fn bytes(b: u64) -> String {
     }
 }
 
+/// A latency with the precision it deserves: commands under a microsecond (recorded as 1 ns, as
+/// Redis records them) still show a non-zero figure.
 fn micros(us: f64) -> String {
     if us >= 1000.0 {
         format!("{:.2} ms", us / 1000.0)
-    } else {
+    } else if us >= 100.0 {
         format!("{us:.0} µs")
+    } else if us >= 10.0 {
+        format!("{us:.1} µs")
+    } else {
+        format!("{us:.3} µs")
     }
 }
 
@@ -179,13 +185,20 @@ mod tests {
             "<dd id=\"memory\">3.0 MiB</dd>",
             "<dd id=\"ops\">1234</dd>",
             "<dd id=\"hit-ratio\">75.0 %</dd>",
-            "<dd id=\"latency\">11 µs / 250 µs / 1.50 ms</dd>",
+            "<dd id=\"latency\">11.0 µs / 250 µs / 1.50 ms</dd>",
             "<dd id=\"clients\">5 connected, 1 blocked</dd>",
             "<meta http-equiv=\"refresh\"",
         ] {
             assert!(page.contains(needle), "missing {needle} in {page}");
         }
         assert!(!page.contains("http://") && !page.contains("https://"));
+    }
+
+    #[test]
+    fn sub_microsecond_latencies_are_not_shown_as_zero() {
+        let mut s = sample();
+        s.latency_us = [0.001, 2.5, 12.34];
+        assert!(render(&s).contains("<dd id=\"latency\">0.001 µs / 2.500 µs / 12.3 µs</dd>"));
     }
 
     #[test]

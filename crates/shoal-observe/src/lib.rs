@@ -13,4 +13,4 @@ pub mod slowlog;
 pub mod stats;
 
 pub use meter::{Meter, Meters};
-pub use stats::{Stats, Totals};
+pub use stats::{CmdTotals, Stats, Totals};

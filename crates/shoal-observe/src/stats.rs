@@ -72,10 +72,31 @@ pub struct Stats {
     id: u64,
 }
 
+/// One command's counters, summed over threads (`cmdstat_<name>`).
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CmdTotals {
+    pub calls: u64,
+    pub usec: u64,
+    pub rejected: u64,
+    pub failed: u64,
+}
+
+impl CmdTotals {
+    /// These counters less an earlier reading of them (never below zero).
+    fn since(self, base: CmdTotals) -> CmdTotals {
+        CmdTotals {
+            calls: self.calls.saturating_sub(base.calls),
+            usec: self.usec.saturating_sub(base.usec),
+            rejected: self.rejected.saturating_sub(base.rejected),
+            failed: self.failed.saturating_sub(base.failed),
+        }
+    }
+}
+
 /// Summed counters.
 #[derive(Default, Clone)]
 pub struct Totals {
-    pub per_cmd: Vec<(u64, u64, u64, u64)>,
+    pub per_cmd: Vec<CmdTotals>,
     pub net_in: u64,
     pub net_out: u64,
     pub reads: u64,
@@ -230,16 +251,16 @@ impl Stats {
 
     fn raw(&self) -> Totals {
         let mut t = Totals {
-            per_cmd: vec![(0, 0, 0, 0); self.names.len()],
+            per_cmd: vec![CmdTotals::default(); self.names.len()],
             ..Totals::default()
         };
         for s in self.shards.lock().iter() {
             for (i, c) in s.cmds.iter().enumerate() {
                 let e = &mut t.per_cmd[i];
-                e.0 += c.calls.load(Ordering::Relaxed);
-                e.1 += c.nanos.load(Ordering::Relaxed) / 1000;
-                e.2 += c.rejected.load(Ordering::Relaxed);
-                e.3 += c.failed.load(Ordering::Relaxed);
+                e.calls += c.calls.load(Ordering::Relaxed);
+                e.usec += c.nanos.load(Ordering::Relaxed) / 1000;
+                e.rejected += c.rejected.load(Ordering::Relaxed);
+                e.failed += c.failed.load(Ordering::Relaxed);
             }
             t.net_in += s.net_in.load(Ordering::Relaxed);
             t.net_out += s.net_out.load(Ordering::Relaxed);
@@ -255,13 +276,8 @@ impl Stats {
     pub fn totals(&self) -> Totals {
         let mut t = self.raw();
         let b = self.baseline.lock();
-        for (i, e) in t.per_cmd.iter_mut().enumerate() {
-            if let Some(base) = b.per_cmd.get(i) {
-                e.0 -= base.0.min(e.0);
-                e.1 -= base.1.min(e.1);
-                e.2 -= base.2.min(e.2);
-                e.3 -= base.3.min(e.3);
-            }
+        for (e, base) in t.per_cmd.iter_mut().zip(&b.per_cmd) {
+            *e = e.since(*base);
         }
         t.net_in -= b.net_in.min(t.net_in);
         t.net_out -= b.net_out.min(t.net_out);
@@ -269,6 +285,19 @@ impl Stats {
         t.writes -= b.writes.min(t.writes);
         t.commands -= b.commands.min(t.commands);
         t
+    }
+
+    /// Commands executed and bytes read and written since start, without the per-command
+    /// sums [`Stats::totals`] builds: what the background cycle samples for the instantaneous
+    /// rates ten times a second, which only need differences.
+    pub fn traffic(&self) -> (u64, u64, u64) {
+        let (mut commands, mut net_in, mut net_out) = (0, 0, 0);
+        for s in self.shards.lock().iter() {
+            commands += s.commands.load(Ordering::Relaxed);
+            net_in += s.net_in.load(Ordering::Relaxed);
+            net_out += s.net_out.load(Ordering::Relaxed);
+        }
+        (commands, net_in, net_out)
     }
 
     /// Command names, indexed like `Totals::per_cmd`.

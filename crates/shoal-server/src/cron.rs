@@ -63,9 +63,9 @@ pub fn tick(shared: &Shared, period: Duration) {
     shared.ks.evict_if_needed(now, &mut journal);
     shared.stats.dirty(journal.dirty);
 
-    let t = shared.stats.totals();
+    let (commands, net_in, net_out) = shared.stats.traffic();
     let m = &shared.meters;
-    m.ops.sample(now, t.commands);
-    m.net_input.sample(now, t.net_in);
-    m.net_output.sample(now, t.net_out);
+    m.ops.sample(now, commands);
+    m.net_input.sample(now, net_in);
+    m.net_output.sample(now, net_out);
 }

@@ -434,7 +434,12 @@ fn section(s: &Shared, cfg: &Config, name: &str, out: &mut String) {
             let t = s.stats.totals();
             out.push_str("# Commandstats\r\n");
             for (i, name) in s.stats.names().iter().enumerate() {
-                let (calls, usec, rejected, failed) = t.per_cmd[i];
+                let shoal_observe::CmdTotals {
+                    calls,
+                    usec,
+                    rejected,
+                    failed,
+                } = t.per_cmd[i];
                 if calls == 0 && rejected == 0 && failed == 0 {
                     continue;
                 }

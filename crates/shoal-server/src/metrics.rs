@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 
 use shoal_observe::expose::{Exposition, Kind};
 use shoal_observe::histogram::Snapshot;
+use shoal_observe::CmdTotals;
 
 use crate::info;
 use crate::shared::Shared;
@@ -237,32 +238,31 @@ pub fn render(s: &Shared) -> String {
         t.commands as f64,
     );
     let names = s.stats.names();
-    let per_cmd =
-        |e: &mut Exposition, name: &str, help: &str, pick: fn(&(u64, u64, u64, u64)) -> u64| {
-            e.family(name, Kind::Counter, help);
-            for (i, c) in t.per_cmd.iter().enumerate() {
-                if c.0 > 0 || c.2 > 0 {
-                    e.sample(name, &[("cmd", names[i])], pick(c) as f64);
-                }
+    let per_cmd = |e: &mut Exposition, name: &str, help: &str, pick: fn(&CmdTotals) -> u64| {
+        e.family(name, Kind::Counter, help);
+        for (i, c) in t.per_cmd.iter().enumerate() {
+            if c.calls > 0 || c.rejected > 0 {
+                e.sample(name, &[("cmd", names[i])], pick(c) as f64);
             }
-        };
+        }
+    };
     per_cmd(
         &mut e,
         "shoal_commands_total",
         "Calls per command (subcommands as container|sub).",
-        |c| c.0,
+        |c| c.calls,
     );
     per_cmd(
         &mut e,
         "shoal_commands_failed_total",
         "Calls that returned an error (failed_calls).",
-        |c| c.3,
+        |c| c.failed,
     );
     per_cmd(
         &mut e,
         "shoal_commands_rejected_total",
         "Calls refused before running (rejected_calls).",
-        |c| c.2,
+        |c| c.rejected,
     );
     e.family(
         "shoal_errors_total",

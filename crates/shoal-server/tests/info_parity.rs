@@ -268,11 +268,6 @@ fn connect(addr: SocketAddr) -> RawClient {
     RawClient::connect_with_timeout(addr, TIMEOUT).expect("connect")
 }
 
-fn cmd(client: &mut RawClient, args: &[&str]) -> Frame {
-    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-    client.command(&args).expect("command")
-}
-
 /// The raw bytes of a reply, for byte-exact comparisons.
 fn raw(client: &mut RawClient, args: &[&str]) -> Vec<u8> {
     let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
@@ -290,7 +285,7 @@ fn text(frame: &Frame) -> String {
 fn info(client: &mut RawClient, sections: &[&str]) -> String {
     let mut args = vec!["INFO"];
     args.extend_from_slice(sections);
-    text(&cmd(client, &args))
+    text(&client.call(&args))
 }
 
 /// The `# Title` lines of an INFO text, in order.
@@ -457,22 +452,22 @@ fn assert_same_client_line(what: &str, got: &str, want: &str) {
 /// (`INCR` on text), a rejected one (wrong arity) and an unknown command.
 fn workload(client: &mut RawClient) {
     assert_eq!(
-        cmd(client, &["CONFIG", "RESETSTAT"]),
+        client.call(&["CONFIG", "RESETSTAT"]),
         Frame::Simple("OK".into())
     );
-    cmd(client, &["SET", "a", "1"]);
-    cmd(client, &["SET", "text", "abc"]);
-    cmd(client, &["SET", "v", "1", "EX", "1000"]);
-    cmd(client, &["GET", "a"]);
-    cmd(client, &["GET", "missing"]);
-    cmd(client, &["MGET", "a", "nope", "text"]);
-    cmd(client, &["INCR", "a"]);
-    cmd(client, &["SELECT", "4"]);
-    cmd(client, &["SET", "other", "x"]);
-    cmd(client, &["SELECT", "0"]);
-    assert!(matches!(cmd(client, &["INCR", "text"]), Frame::Error(_)));
-    assert!(matches!(cmd(client, &["GET"]), Frame::Error(_)));
-    assert!(matches!(cmd(client, &["NOSUCHCOMMAND"]), Frame::Error(_)));
+    client.call(&["SET", "a", "1"]);
+    client.call(&["SET", "text", "abc"]);
+    client.call(&["SET", "v", "1", "EX", "1000"]);
+    client.call(&["GET", "a"]);
+    client.call(&["GET", "missing"]);
+    client.call(&["MGET", "a", "nope", "text"]);
+    client.call(&["INCR", "a"]);
+    client.call(&["SELECT", "4"]);
+    client.call(&["SET", "other", "x"]);
+    client.call(&["SELECT", "0"]);
+    assert!(matches!(client.call(&["INCR", "text"]), Frame::Error(_)));
+    assert!(matches!(client.call(&["GET"]), Frame::Error(_)));
+    assert!(matches!(client.call(&["NOSUCHCOMMAND"]), Frame::Error(_)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -603,7 +598,7 @@ fn info_section_selection_matches_redis() {
     // An unknown section is an empty text, byte for byte, in both protocols.
     let (got, want) = pair.both(|c| {
         let resp2 = raw(c, &["INFO", "nonexistent"]);
-        cmd(c, &["HELLO", "3"]);
+        c.call(&["HELLO", "3"]);
         let resp3 = raw(c, &["INFO", "nonexistent"]);
         (resp2, resp3)
     });
@@ -732,7 +727,7 @@ fn own_line(list: &str, id: i64) -> String {
 }
 
 fn client_id(c: &mut RawClient) -> i64 {
-    match cmd(c, &["CLIENT", "ID"]) {
+    match c.call(&["CLIENT", "ID"]) {
         Frame::Integer(id) => id,
         other => panic!("CLIENT ID answered {other:?}"),
     }
@@ -752,7 +747,7 @@ fn client_list_and_info_have_redis_fields_in_order() {
         let idle_addr = format!(" addr=127.0.0.1:{idle_port} ");
         let deadline = Instant::now() + TIMEOUT;
         let fresh_list = loop {
-            let list = text(&cmd(c, &["CLIENT", "LIST"]));
+            let list = text(&c.call(&["CLIENT", "LIST"]));
             if list.contains(&idle_addr) {
                 break list;
             }
@@ -769,19 +764,19 @@ fn client_list_and_info_have_redis_fields_in_order() {
             .find(|l| l.contains(&idle_addr))
             .map(|l| format!("{l}\n"))
             .unwrap_or_else(|| panic!("idle client in CLIENT LIST:\n{fresh_list}"));
-        let fresh_info = text(&cmd(c, &["CLIENT", "INFO"]));
+        let fresh_info = text(&c.call(&["CLIENT", "INFO"]));
 
         assert_eq!(
-            cmd(c, &["CLIENT", "SETNAME", "lister"]),
+            c.call(&["CLIENT", "SETNAME", "lister"]),
             Frame::Simple("OK".into())
         );
-        assert_eq!(cmd(c, &["SELECT", "3"]), Frame::Simple("OK".into()));
-        let named_info = text(&cmd(c, &["CLIENT", "INFO"]));
-        let named_list = own_line(&text(&cmd(c, &["CLIENT", "LIST"])), id);
-        let by_id = text(&cmd(c, &["CLIENT", "LIST", "ID", &id.to_string()]));
+        assert_eq!(c.call(&["SELECT", "3"]), Frame::Simple("OK".into()));
+        let named_info = text(&c.call(&["CLIENT", "INFO"]));
+        let named_list = own_line(&text(&c.call(&["CLIENT", "LIST"])), id);
+        let by_id = text(&c.call(&["CLIENT", "LIST", "ID", &id.to_string()]));
 
-        cmd(c, &["HELLO", "3"]);
-        let resp3 = cmd(c, &["CLIENT", "INFO"]);
+        c.call(&["HELLO", "3"]);
+        let resp3 = c.call(&["CLIENT", "INFO"]);
         assert!(
             matches!(&resp3, Frame::Verbatim { format, .. } if format == b"txt"),
             "CLIENT INFO in RESP3 is verbatim text: {resp3:?}"
@@ -838,7 +833,7 @@ fn memory_doctor_matches_redis_on_an_empty_instance() {
     let pair = Pair::start(&[]);
     let (got, want) = pair.both(|c| {
         let resp2 = raw(c, &["MEMORY", "DOCTOR"]);
-        cmd(c, &["HELLO", "3"]);
+        c.call(&["HELLO", "3"]);
         let resp3 = raw(c, &["MEMORY", "DOCTOR"]);
         (resp2, resp3)
     });
@@ -871,9 +866,9 @@ fn lazy_free_and_io_counters_follow_redis() {
     let (got, want) = pair.both(|c| {
         for i in 0..300 {
             let key = format!("k{i}");
-            cmd(c, &["SET", &key, "v"]);
+            c.call(&["SET", &key, "v"]);
         }
-        cmd(c, &["FLUSHALL", "ASYNC"]);
+        c.call(&["FLUSHALL", "ASYNC"]);
         let deadline = Instant::now() + TIMEOUT;
         let freed = loop {
             // Redis 7.0 reports both lazy-free counters in the memory section.
@@ -894,7 +889,7 @@ fn lazy_free_and_io_counters_follow_redis() {
             reads >= 302 && writes >= 302,
             "reads {reads}, writes {writes}"
         );
-        cmd(c, &["CONFIG", "RESETSTAT"]);
+        c.call(&["CONFIG", "RESETSTAT"]);
         let after = field(&info(c, &["memory"]), "lazyfreed_objects");
         (freed, after)
     });

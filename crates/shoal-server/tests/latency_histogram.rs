@@ -19,11 +19,6 @@ fn connect(addr: SocketAddr) -> RawClient {
     RawClient::connect_with_timeout(addr, TIMEOUT).expect("connect")
 }
 
-fn cmd(client: &mut RawClient, args: &[&str]) -> Frame {
-    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-    client.command(&args).expect("reply")
-}
-
 fn text(frame: &Frame) -> String {
     match frame {
         Frame::Bulk(b) | Frame::Simple(b) => String::from_utf8_lossy(b).into_owned(),
@@ -82,16 +77,16 @@ fn redis_bucket_labels() -> Vec<u64> {
 /// A workload with known call counts, run on a fresh connection after `CONFIG RESETSTAT`.
 fn workload(addr: SocketAddr) -> RawClient {
     let mut c = connect(addr);
-    cmd(&mut c, &["HELLO", "3"]);
-    cmd(&mut c, &["CONFIG", "RESETSTAT"]);
+    c.call(&["HELLO", "3"]);
+    c.call(&["CONFIG", "RESETSTAT"]);
     for _ in 0..3 {
-        cmd(&mut c, &["SET", "a", "1"]);
+        c.call(&["SET", "a", "1"]);
     }
     for _ in 0..2 {
-        cmd(&mut c, &["GET", "a"]);
+        c.call(&["GET", "a"]);
     }
-    cmd(&mut c, &["CONFIG", "GET", "port"]);
-    cmd(&mut c, &["GET"]); // Rejected for its arity: no latency recorded.
+    c.call(&["CONFIG", "GET", "port"]);
+    c.call(&["GET"]); // Rejected for its arity: no latency recorded.
     c
 }
 
@@ -103,10 +98,10 @@ fn latency_histogram_matches_redis_in_names_counts_and_buckets() {
     let mut b = workload(redis.addr());
 
     let labels = redis_bucket_labels();
-    let all_a: BTreeMap<_, _> = histogram(&cmd(&mut a, &["LATENCY", "HISTOGRAM"]))
+    let all_a: BTreeMap<_, _> = histogram(&a.call(&["LATENCY", "HISTOGRAM"]))
         .into_iter()
         .collect();
-    let all_b: BTreeMap<_, _> = histogram(&cmd(&mut b, &["LATENCY", "HISTOGRAM"]))
+    let all_b: BTreeMap<_, _> = histogram(&b.call(&["LATENCY", "HISTOGRAM"]))
         .into_iter()
         .collect();
     let names = |m: &BTreeMap<String, Cdf>| m.keys().cloned().collect::<Vec<_>>();
@@ -142,7 +137,7 @@ fn latency_histogram_matches_redis_in_names_counts_and_buckets() {
         "set",
     ];
     let order = |c: &mut RawClient| -> Vec<String> {
-        histogram(&cmd(c, &ask))
+        histogram(&c.call(&ask))
             .into_iter()
             .map(|(n, _)| n)
             .collect()
@@ -161,8 +156,8 @@ fn latency_histogram_matches_redis_in_names_counts_and_buckets() {
 
     // Nothing known: an empty map on both.
     assert_eq!(
-        cmd(&mut a, &["LATENCY", "HISTOGRAM", "nosuch"]),
-        cmd(&mut b, &["LATENCY", "HISTOGRAM", "nosuch"])
+        a.call(&["LATENCY", "HISTOGRAM", "nosuch"]),
+        b.call(&["LATENCY", "HISTOGRAM", "nosuch"])
     );
 
     shoal.stop().expect("stop shoal");
@@ -177,16 +172,13 @@ fn info_latencystats_lines_match_redis() {
     let mut redis = start(ServerKind::Redis);
     let lines = |addr: SocketAddr, percentiles: &str| -> Vec<(String, Vec<String>)> {
         let mut c = workload(addr);
-        cmd(
-            &mut c,
-            &[
-                "CONFIG",
-                "SET",
-                "latency-tracking-info-percentiles",
-                percentiles,
-            ],
-        );
-        let info = text(&cmd(&mut c, &["INFO", "latencystats"]));
+        c.call(&[
+            "CONFIG",
+            "SET",
+            "latency-tracking-info-percentiles",
+            percentiles,
+        ]);
+        let info = text(&c.call(&["INFO", "latencystats"]));
         info.lines()
             .filter_map(|l| l.strip_prefix("latency_percentiles_usec_"))
             .map(|l| {

@@ -43,11 +43,6 @@ fn connect(addr: SocketAddr) -> RawClient {
     RawClient::connect_with_timeout(addr, TIMEOUT).expect("connect")
 }
 
-fn cmd(client: &mut RawClient, args: &[&str]) -> Frame {
-    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-    client.command(&args).expect("reply")
-}
-
 /// Sends one command and returns the reply's exact bytes, escaped for readable diffs.
 fn raw(client: &mut RawClient, args: &[&str]) -> String {
     let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
@@ -232,28 +227,25 @@ fn entries_keep_what_redis_keeps() {
     let run = |addr: SocketAddr| -> Vec<String> {
         let mut c = connect(addr);
         let me = local_addr(&c);
-        cmd(&mut c, &["CLIENT", "SETNAME", "logger"]);
-        cmd(&mut c, &["SLOWLOG", "RESET"]);
-        cmd(&mut c, &["SET", &long, "v"]);
-        cmd(&mut c, &mset);
-        cmd(&mut c, &["AUTH", "pw"]);
-        cmd(&mut c, &["AUTH", "user", "pw"]);
-        cmd(&mut c, &["AUTH", "a", "b", "c"]);
-        cmd(&mut c, &["CONFIG", "SET", "REQUIREPASS", "", "hz", "10"]);
-        cmd(
-            &mut c,
-            &["HELLO", "2", "AUTH", "default", "pw", "SETNAME", "hello"],
-        );
+        c.call(&["CLIENT", "SETNAME", "logger"]);
+        c.call(&["SLOWLOG", "RESET"]);
+        c.call(&["SET", &long, "v"]);
+        c.call(&mset);
+        c.call(&["AUTH", "pw"]);
+        c.call(&["AUTH", "user", "pw"]);
+        c.call(&["AUTH", "a", "b", "c"]);
+        c.call(&["CONFIG", "SET", "REQUIREPASS", "", "hz", "10"]);
+        c.call(&["HELLO", "2", "AUTH", "default", "pw", "SETNAME", "hello"]);
         // Commands refused before they run are not logged.
-        cmd(&mut c, &["NOSUCHCOMMAND", "x"]);
-        cmd(&mut c, &["GET"]);
-        let all = cmd(&mut c, &["SLOWLOG", "GET", "-1"]);
+        c.call(&["NOSUCHCOMMAND", "x"]);
+        c.call(&["GET"]);
+        let all = c.call(&["SLOWLOG", "GET", "-1"]);
         let mut lines = slowlog_lines(&all, &me);
         // The GET itself is logged once it has run; default count 10, and explicit counts.
-        assert_eq!(integer(&cmd(&mut c, &["SLOWLOG", "LEN"])), 9);
-        assert_eq!(elements(&cmd(&mut c, &["SLOWLOG", "GET"])).len(), 10);
-        assert_eq!(elements(&cmd(&mut c, &["SLOWLOG", "GET", "0"])).len(), 0);
-        let two = cmd(&mut c, &["SLOWLOG", "GET", "2"]);
+        assert_eq!(integer(&c.call(&["SLOWLOG", "LEN"])), 9);
+        assert_eq!(elements(&c.call(&["SLOWLOG", "GET"])).len(), 10);
+        assert_eq!(elements(&c.call(&["SLOWLOG", "GET", "0"])).len(), 0);
+        let two = c.call(&["SLOWLOG", "GET", "2"]);
         lines.push("-- SLOWLOG GET 2:".into());
         lines.extend(slowlog_lines(&two, &me));
         lines
@@ -331,11 +323,11 @@ fn a_sleeping_command_is_logged_with_its_duration() {
     for server in [&shoal, &redis] {
         let mut c = connect(server.addr());
         let me = local_addr(&c);
-        cmd(&mut c, &["SLOWLOG", "RESET"]);
+        c.call(&["SLOWLOG", "RESET"]);
         let started = Instant::now();
-        cmd(&mut c, &["DEBUG", "SLEEP", "0.05"]);
+        c.call(&["DEBUG", "SLEEP", "0.05"]);
         assert!(started.elapsed() >= Duration::from_millis(50));
-        let got = cmd(&mut c, &["SLOWLOG", "GET", "1"]);
+        let got = c.call(&["SLOWLOG", "GET", "1"]);
         let entry = &elements(&got)[0];
         let id = integer(&elements(entry)[0]);
         assert_eq!(
@@ -356,7 +348,7 @@ fn slow_commands_are_logged_with_their_name_duration_and_client() {
     let shoal = start(candidate(), &[]);
     let mut c = connect(shoal.addr());
     let me = local_addr(&c);
-    cmd(&mut c, &["DEBUG", "SLEEP", "0.02"]);
+    c.call(&["DEBUG", "SLEEP", "0.02"]);
     let deadline = Instant::now() + TIMEOUT;
     loop {
         let log = shoal.log();
@@ -389,20 +381,17 @@ fn latency_monitor_records_a_sleeping_command_like_redis() {
     let run = |addr: SocketAddr| -> Vec<String> {
         let mut c = connect(addr);
         let mut lines = Vec::new();
-        let doctor = |c: &mut RawClient| text(&cmd(c, &["LATENCY", "DOCTOR"]));
+        let doctor = |c: &mut RawClient| text(&c.call(&["LATENCY", "DOCTOR"]));
         // Off and never used, then on without events: Redis's two fixed reports.
         lines.push(doctor(&mut c));
-        cmd(
-            &mut c,
-            &["CONFIG", "SET", "latency-monitor-threshold", "100"],
-        );
+        c.call(&["CONFIG", "SET", "latency-monitor-threshold", "100"]);
         lines.push(doctor(&mut c));
         // Below the threshold nothing is recorded.
-        cmd(&mut c, &["DEBUG", "SLEEP", "0"]);
-        lines.push(format!("{:?}", cmd(&mut c, &["LATENCY", "LATEST"])));
-        cmd(&mut c, &["DEBUG", "SLEEP", "0.2"]);
+        c.call(&["DEBUG", "SLEEP", "0"]);
+        lines.push(format!("{:?}", c.call(&["LATENCY", "LATEST"])));
+        c.call(&["DEBUG", "SLEEP", "0.2"]);
 
-        let latest = cmd(&mut c, &["LATENCY", "LATEST"]);
+        let latest = c.call(&["LATENCY", "LATEST"]);
         let latest = elements(&latest);
         assert_eq!(latest.len(), 1, "{latest:?}");
         let event = elements(&latest[0]);
@@ -412,29 +401,25 @@ fn latency_monitor_records_a_sleeping_command_like_redis() {
         assert!((200..2000).contains(&latency), "{latency}");
         assert_eq!(integer(&event[3]), latency, "the worst so far");
 
-        let history = cmd(&mut c, &["LATENCY", "HISTORY", "command"]);
+        let history = c.call(&["LATENCY", "HISTORY", "command"]);
         let history = elements(&history);
         assert_eq!(history.len(), 1);
         let sample = elements(&history[0]);
         assert_eq!(integer(&sample[0]), integer(&event[1]));
         assert_eq!(integer(&sample[1]), latency);
         // Event names are case-sensitive for HISTORY, as in Redis.
-        lines.push(format!(
-            "{:?}",
-            cmd(&mut c, &["LATENCY", "HISTORY", "COMMAND"])
-        ));
+        lines.push(format!("{:?}", c.call(&["LATENCY", "HISTORY", "COMMAND"])));
 
-        lines.push(mask_digits(&text(&cmd(
-            &mut c,
-            &["LATENCY", "GRAPH", "command"],
-        ))));
+        lines.push(mask_digits(&text(
+            &c.call(&["LATENCY", "GRAPH", "command"]),
+        )));
         lines.push(mask_digits(&doctor(&mut c)));
         // RESET names events in any case.
         lines.push(format!(
             "{:?}",
-            cmd(&mut c, &["LATENCY", "RESET", "COMMAND", "command"])
+            c.call(&["LATENCY", "RESET", "COMMAND", "command"])
         ));
-        lines.push(format!("{:?}", cmd(&mut c, &["LATENCY", "LATEST"])));
+        lines.push(format!("{:?}", c.call(&["LATENCY", "LATEST"])));
         lines.push(raw(&mut c, &["LATENCY", "GRAPH", "command"]));
         lines.push(doctor(&mut c));
         lines

@@ -58,6 +58,16 @@ impl RawClient {
         Ok(self.command_raw(args)?.frame)
     }
 
+    /// Sends a command written as words and returns its reply, panicking on an I/O error: the
+    /// one-line form transcript-style tests use.
+    pub fn call(&mut self, args: &[&str]) -> Frame {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        match self.command(&args) {
+            Ok(frame) => frame,
+            Err(e) => panic!("{}: {e}", String::from_utf8_lossy(&args.join(&b' '))),
+        }
+    }
+
     /// Like [`RawClient::command`], but also returns the reply's raw bytes.
     pub fn command_raw(&mut self, args: &[&[u8]]) -> io::Result<Reply> {
         self.send_command(args)?;

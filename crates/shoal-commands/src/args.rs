@@ -98,3 +98,43 @@ impl<'a> Args<'a> {
         self.pos >= self.args.len()
     }
 }
+
+#[allow(dead_code)] // Used by the blocking families (lists, sorted sets, streams) as they land.
+/// The unit of a blocking command's timeout argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeoutUnit {
+    /// Seconds, fractions allowed (`BLPOP`, `BZPOPMIN`, ...).
+    Seconds,
+    /// Whole milliseconds (`XREAD BLOCK`).
+    Millis,
+}
+
+#[allow(dead_code)] // Used by the blocking families as they land.
+/// Parses a blocking timeout as Redis's `getTimeoutFromObjectOrReply` does, returning the
+/// absolute deadline in Unix milliseconds, or `None` for 0 (wait forever).
+pub fn block_timeout(arg: &[u8], unit: TimeoutUnit, now: u64) -> Result<Option<u64>, CommandError> {
+    let ms: i64 = match unit {
+        TimeoutUnit::Seconds => {
+            let secs = parse_f64(arg)
+                .ok_or_else(|| CommandError::err("timeout is not a float or out of range"))?;
+            let ms = (secs * 1000.0).ceil();
+            if ms > i64::MAX as f64 {
+                return Err(CommandError::err("timeout is out of range"));
+            }
+            ms as i64
+        }
+        TimeoutUnit::Millis => parse_i64(arg)
+            .ok_or_else(|| CommandError::err("timeout is not an integer or out of range"))?,
+    };
+    if ms < 0 {
+        return Err(CommandError::err("timeout is negative"));
+    }
+    if ms == 0 {
+        return Ok(None);
+    }
+    (ms as u64)
+        .checked_add(now)
+        .filter(|d| *d <= i64::MAX as u64)
+        .map(Some)
+        .ok_or_else(|| CommandError::err("timeout is out of range"))
+}

@@ -20,7 +20,7 @@ pub enum ReplyMode {
 }
 
 /// Something the connection must do after the reply, because only it owns the socket and timers.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     /// Wait this long before answering (`DEBUG SLEEP`).
     Sleep(std::time::Duration),
@@ -28,6 +28,26 @@ pub enum Action {
     Shutdown(ShutdownOptions),
     /// Stream every command the server runs to this client (`MONITOR`).
     Monitor,
+    /// Block until one of the keys changes or the deadline passes, then run the command again
+    /// (`BLPOP` and the other blocking commands found nothing to serve).
+    Block(BlockSpec),
+}
+
+/// What a blocking command waits for. The handler returns this instead of a reply when it has
+/// nothing to serve; the connection parks the client without holding any lock and re-runs the
+/// command (with `args`) each time one of `keys` is written, in the order clients blocked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlockSpec {
+    /// (database, key) pairs whose writes wake the client.
+    pub keys: Vec<(usize, Bytes)>,
+    /// Unix milliseconds after which the client gets `timeout_reply`; `None` waits forever.
+    pub deadline: Option<u64>,
+    /// The reply on timeout (a null array for `BLPOP`, a null bulk for `BLMOVE`, ...), already
+    /// in the client's protocol.
+    pub timeout_reply: Frame,
+    /// The command to re-run, when it differs from the original: `XREAD ... $` re-runs with the
+    /// concrete last ID it saw, so entries added while it waits are not skipped.
+    pub args: Option<Vec<Bytes>>,
 }
 
 /// Options of `SHUTDOWN`.
@@ -53,7 +73,24 @@ pub struct ClientState {
     pub reply: ReplyMode,
     /// Close the connection once the reply is written (`QUIT`).
     pub close_after_reply: bool,
+    /// Blocking commands must not block (inside `MULTI` or a script): they answer as if their
+    /// timeout had passed.
+    pub no_block: bool,
     pub action: Option<Action>,
+}
+
+impl ClientState {
+    /// Asks the connection to park this client until one of `keys` changes (see [`BlockSpec`]).
+    /// Returns the placeholder reply a blocking handler returns with it; the connection never
+    /// sends it. Inside `MULTI` or a script, where nothing may block, returns the timeout reply
+    /// instead.
+    pub fn block(&mut self, spec: BlockSpec) -> Frame {
+        if self.no_block {
+            return spec.timeout_reply;
+        }
+        self.action = Some(Action::Block(spec));
+        Frame::Null
+    }
 }
 
 impl ClientState {
@@ -71,6 +108,7 @@ impl ClientState {
             no_touch: false,
             reply: ReplyMode::On,
             close_after_reply: false,
+            no_block: false,
             action: None,
         }
     }
@@ -96,6 +134,8 @@ pub struct CommandLimits {
     pub max_string: u64,
     /// `lcs-max-table-bytes`: the largest comparison table `LCS` may allocate.
     pub lcs_table: u64,
+    /// Thresholds between compact and full collection encodings.
+    pub types: shoal_storage::TypeLimits,
 }
 
 /// Services the server provides to commands. Implemented by `shoal-server`; the command families

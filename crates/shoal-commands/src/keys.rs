@@ -576,7 +576,7 @@ fn randomkey(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
 fn object_encoding(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     let db = cx.dbi();
     Ok(match cx.db()?.lookup(db, &a[2], false, true)? {
-        Some(e) => Frame::bulk(e.encoding().redis_name()),
+        Some(e) => Frame::bulk(e.encoding_name()),
         None => Frame::Null,
     })
 }

@@ -6,22 +6,30 @@
 //! replication, the AOF and notifications) flow from the storage journal, not from handlers.
 
 mod args;
+mod bitmaps;
 mod connection;
 mod cx;
 mod dispatch;
 mod error;
+mod geo;
+mod hashes;
 mod help;
+mod hyperloglog;
 mod keys;
+mod lists;
 mod longdouble;
 mod server;
+mod sets;
 mod spec;
+mod streams;
 mod strings;
 mod table;
+mod zsets;
 
 pub use connection::REDIS_COMPAT_VERSION;
 pub use cx::{
-    Action, ClientFilter, ClientState, CommandLimits, Cx, LatencyHistogram, ReplyMode, ServerOps,
-    ShutdownOptions,
+    Action, BlockSpec, ClientFilter, ClientState, CommandLimits, Cx, LatencyHistogram, ReplyMode,
+    ServerOps, ShutdownOptions,
 };
 pub use dispatch::{resolve, resolve_with, Engine, Executed, NameCache, Resolved};
 pub use error::{CmdResult, CommandError};

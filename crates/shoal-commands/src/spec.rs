@@ -153,6 +153,14 @@ pub enum Group {
     Generic,
     Connection,
     Server,
+    Hash,
+    List,
+    Set,
+    SortedSet,
+    Bitmap,
+    HyperLogLog,
+    Geo,
+    Stream,
 }
 
 impl Group {
@@ -163,6 +171,14 @@ impl Group {
             Group::Generic => "generic",
             Group::Connection => "connection",
             Group::Server => "server",
+            Group::Hash => "hash",
+            Group::List => "list",
+            Group::Set => "set",
+            Group::SortedSet => "sorted-set",
+            Group::Bitmap => "bitmap",
+            Group::HyperLogLog => "hyperloglog",
+            Group::Geo => "geo",
+            Group::Stream => "stream",
         }
     }
 }
@@ -313,6 +329,14 @@ impl CommandSpec {
             Group::Generic => cats.push("keyspace"),
             Group::Connection => cats.push("connection"),
             Group::Server => {}
+            Group::Hash => cats.push("hash"),
+            Group::List => cats.push("list"),
+            Group::Set => cats.push("set"),
+            Group::SortedSet => cats.push("sortedset"),
+            Group::Bitmap => cats.push("bitmap"),
+            Group::HyperLogLog => cats.push("hyperloglog"),
+            Group::Geo => cats.push("geo"),
+            Group::Stream => cats.push("stream"),
         }
         let rank = |c: &str| ORDER.iter().position(|o| *o == c).unwrap_or(ORDER.len());
         cats.sort_by_key(|c| rank(c));

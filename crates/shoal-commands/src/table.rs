@@ -5,14 +5,25 @@ use std::collections::HashMap;
 use foldhash::fast::FixedState;
 
 use crate::spec::CommandSpec;
-use crate::{connection, keys, server, strings};
+use crate::{
+    bitmaps, connection, geo, hashes, hyperloglog, keys, lists, server, sets, streams, strings,
+    zsets,
+};
 
 /// Every family, alphabetical for the foolish consistency.
 const FAMILIES: &[&[CommandSpec]] = &[
+    bitmaps::COMMANDS,
     connection::COMMANDS,
+    geo::COMMANDS,
+    hashes::COMMANDS,
+    hyperloglog::COMMANDS,
     keys::COMMANDS,
+    lists::COMMANDS,
     server::COMMANDS,
+    sets::COMMANDS,
+    streams::COMMANDS,
     strings::COMMANDS,
+    zsets::COMMANDS,
 ];
 
 /// Looks commands up by name, case-insensitively.

@@ -57,6 +57,7 @@ impl ServerOps for TestServer {
         CommandLimits {
             max_string: 512 << 20,
             lcs_table: 1 << 30,
+            types: shoal_storage::TypeLimits::default(),
         }
     }
 }

@@ -105,6 +105,9 @@ pub struct Shared {
     pub latency: Mutex<shoal_observe::latency::LatencyMonitor>,
     /// Clients in `MONITOR` mode.
     pub monitors: crate::connection::Monitors,
+    /// Thresholds between compact and full collection encodings, copied into every command's
+    /// limits.
+    pub type_limits: RwLock<shoal_storage::TypeLimits>,
 }
 
 impl Shared {
@@ -178,6 +181,7 @@ impl Shared {
             slowlog: Default::default(),
             latency: Default::default(),
             monitors: Default::default(),
+            type_limits: RwLock::new(shoal_storage::TypeLimits::default()),
         });
         let cfg = shared.config.read().clone();
         shared.apply_all(&cfg);
@@ -227,6 +231,19 @@ impl Shared {
         );
         self.stats
             .set_latency_tracking(cfg.flag("latency-tracking"));
+        *self.type_limits.write() = shoal_storage::TypeLimits {
+            hash_max_listpack_entries: cfg.int("hash-max-listpack-entries") as usize,
+            hash_max_listpack_value: cfg.bytes("hash-max-listpack-value") as usize,
+            set_max_intset_entries: cfg.int("set-max-intset-entries") as usize,
+            set_max_listpack_entries: cfg.int("set-max-listpack-entries") as usize,
+            set_max_listpack_value: cfg.bytes("set-max-listpack-value") as usize,
+            zset_max_listpack_entries: cfg.int("zset-max-listpack-entries") as usize,
+            zset_max_listpack_value: cfg.bytes("zset-max-listpack-value") as usize,
+            list_max_listpack_size: cfg.int("list-max-listpack-size"),
+            list_compress_depth: cfg.int("list-compress-depth") as usize,
+            stream_node_max_bytes: cfg.bytes("stream-node-max-bytes") as usize,
+            stream_node_max_entries: cfg.int("stream-node-max-entries") as usize,
+        };
         let ev = &self.ks.eviction;
         ev.set_maxmemory(cfg.bytes("maxmemory"));
         if let Some(p) = Policy::parse(cfg.get("maxmemory-policy")) {
@@ -533,6 +550,7 @@ impl ServerOps for Shared {
         CommandLimits {
             max_string: self.live.proto_max_bulk_len.load(Ordering::Relaxed),
             lcs_table: self.live.lcs_max_table_bytes.load(Ordering::Relaxed),
+            types: *self.type_limits.read(),
         }
     }
 

@@ -21,6 +21,12 @@
 use std::borrow::Cow;
 use std::ptr::NonNull;
 
+use crate::types::hash::Hash;
+use crate::types::list::List;
+use crate::types::set::Set;
+use crate::types::stream::Stream;
+use crate::types::zset::ZSet;
+
 /// Strings up to this many bytes are stored inline in the entry's blob. Longer strings move to a
 /// separate growable buffer so that `APPEND` is amortised and an expiry change does not copy them.
 pub const INLINE_MAX: usize = 256;
@@ -40,6 +46,9 @@ pub enum Encoding {
     RawInline = 2,
     /// A long string in its own buffer (Redis: `raw`).
     RawHeap = 3,
+    /// A collection (hash, list, set, sorted set, stream) in its own object; the object knows
+    /// its own encoding.
+    Object = 4,
 }
 
 impl Encoding {
@@ -48,16 +57,19 @@ impl Encoding {
             0 => Encoding::Int,
             1 => Encoding::Embstr,
             2 => Encoding::RawInline,
-            _ => Encoding::RawHeap,
+            3 => Encoding::RawHeap,
+            _ => Encoding::Object,
         }
     }
 
-    /// The name Redis's `OBJECT ENCODING` uses for this encoding.
+    /// The name Redis's `OBJECT ENCODING` uses for a string in this encoding (collections
+    /// answer through [`Entry::encoding_name`]).
     pub fn redis_name(self) -> &'static str {
         match self {
             Encoding::Int => "int",
             Encoding::Embstr => "embstr",
             Encoding::RawInline | Encoding::RawHeap => "raw",
+            Encoding::Object => "unknown",
         }
     }
 }
@@ -66,6 +78,11 @@ impl Encoding {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     String,
+    Hash,
+    List,
+    Set,
+    ZSet,
+    Stream,
 }
 
 impl Kind {
@@ -73,14 +90,75 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::String => "string",
+            Kind::Hash => "hash",
+            Kind::List => "list",
+            Kind::Set => "set",
+            Kind::ZSet => "zset",
+            Kind::Stream => "stream",
         }
     }
 }
 
-/// Values that do not fit inline. Later data types (hashes, lists, ...) add variants here.
+/// Values that do not fit inline: long strings and every collection.
 #[derive(Debug, Clone)]
-enum Object {
+pub enum Object {
+    /// A long string (only ever created by the string constructors).
     Str(Vec<u8>),
+    Hash(Hash),
+    List(List),
+    Set(Set),
+    ZSet(ZSet),
+    /// Boxed: a stream's bookkeeping is much larger than the other types'.
+    Stream(Box<Stream>),
+}
+
+impl Object {
+    /// The type `TYPE` reports.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Object::Str(_) => Kind::String,
+            Object::Hash(_) => Kind::Hash,
+            Object::List(_) => Kind::List,
+            Object::Set(_) => Kind::Set,
+            Object::ZSet(_) => Kind::ZSet,
+            Object::Stream(_) => Kind::Stream,
+        }
+    }
+
+    /// Heap bytes held by the value (not counting the object itself).
+    fn mem_usage(&self) -> usize {
+        match self {
+            Object::Str(v) => alloc_size(v.capacity()),
+            Object::Hash(h) => h.mem_usage(),
+            Object::List(l) => l.mem_usage(),
+            Object::Set(s) => s.mem_usage(),
+            Object::ZSet(z) => z.mem_usage(),
+            Object::Stream(s) => alloc_size(std::mem::size_of::<Stream>()) + s.mem_usage(),
+        }
+    }
+
+    /// True for a collection with no elements, which Redis never keeps: the write path deletes
+    /// the key. Streams are the exception (an empty stream keeps its ID and groups).
+    pub fn is_empty_collection(&self) -> bool {
+        match self {
+            Object::Str(_) | Object::Stream(_) => false,
+            Object::Hash(h) => h.is_empty(),
+            Object::List(l) => l.is_empty(),
+            Object::Set(s) => s.is_empty(),
+            Object::ZSet(z) => z.is_empty(),
+        }
+    }
+
+    fn encoding_name(&self) -> &'static str {
+        match self {
+            Object::Str(_) => "raw",
+            Object::Hash(h) => h.encoding_name(),
+            Object::List(l) => l.encoding_name(),
+            Object::Set(s) => s.encoding_name(),
+            Object::ZSet(z) => z.encoding_name(),
+            Object::Stream(s) => s.encoding_name(),
+        }
+    }
 }
 
 const ENC_MASK: u32 = 0b111;
@@ -100,7 +178,7 @@ pub const MAX_KEY_LEN: usize = u32::MAX as usize - 64;
 ///   alone and freed only by [`Drop`] or by [`Entry::replace_block`];
 /// - `len >= 1` (the key length byte is always there);
 /// - when the encoding is [`Encoding::RawHeap`], the last [`PTR_BYTES`] bytes of the block hold
-///   the exposed address of a `Box<Object>` owned by this entry.
+///   the exposed address of a `Box<Object>` owned by this entry; so do [`Encoding::Object`] blocks.
 pub struct Entry {
     ptr: NonNull<u8>,
     len: u32,
@@ -352,19 +430,23 @@ impl Entry {
         &self.bytes()[end..]
     }
 
+    fn has_object(&self) -> bool {
+        matches!(self.encoding(), Encoding::RawHeap | Encoding::Object)
+    }
+
     /// The separately allocated object of a heap-encoded value.
     fn object(&self) -> Option<&Object> {
-        if self.encoding() != Encoding::RawHeap {
+        if !self.has_object() {
             return None;
         }
         let addr = usize::from_le_bytes(self.payload().try_into().ok()?);
-        // SAFETY: a RawHeap block's payload is the exposed address of a live `Box<Object>` owned
+        // SAFETY: a RawHeap or Object block's payload is the exposed address of a live `Box<Object>` owned
         // by this entry (type invariant); the shared borrow of `self` keeps it alive.
         Some(unsafe { &*std::ptr::with_exposed_provenance::<Object>(addr) })
     }
 
     fn object_mut(&mut self) -> Option<&mut Object> {
-        if self.encoding() != Encoding::RawHeap {
+        if !self.has_object() {
             return None;
         }
         let addr = usize::from_le_bytes(self.payload().try_into().ok()?);
@@ -375,7 +457,7 @@ impl Entry {
     /// Takes ownership of the heap object out of the block, if any, leaving the block's payload
     /// dangling: the caller must replace or free the block next.
     fn take_object(&mut self) -> Option<Box<Object>> {
-        if self.encoding() != Encoding::RawHeap {
+        if !self.has_object() {
             return None;
         }
         let addr = usize::from_le_bytes(self.payload().try_into().ok()?);
@@ -435,7 +517,55 @@ impl Entry {
 
     /// The value's type.
     pub fn kind(&self) -> Kind {
-        Kind::String
+        match self.encoding() {
+            Encoding::Object => self.object().map_or(Kind::String, Object::kind),
+            _ => Kind::String,
+        }
+    }
+
+    /// Redis's `OBJECT ENCODING` name for the value.
+    pub fn encoding_name(&self) -> &'static str {
+        match self.encoding() {
+            Encoding::Object => self.object().map_or("unknown", Object::encoding_name),
+            e => e.redis_name(),
+        }
+    }
+
+    /// Builds an entry holding a collection.
+    pub fn new_object(key: &[u8], value: Object, deadline: Option<u64>, clock: u32) -> Entry {
+        let key = &key[..key.len().min(MAX_KEY_LEN)];
+        let enc = match value {
+            Object::Str(_) => Encoding::RawHeap,
+            _ => Encoding::Object,
+        };
+        let volatile = if deadline.is_some() { VOLATILE } else { 0 };
+        let (ptr, len) = alloc_block(deadline, key, Payload::Object(Box::new(value)));
+        Entry {
+            ptr,
+            len,
+            meta: ((clock & CLOCK_MAX) << CLOCK_SHIFT) | volatile | enc as u32,
+        }
+    }
+
+    /// The collection this entry holds (`None` for strings, long ones included).
+    pub fn value(&self) -> Option<&Object> {
+        match self.encoding() {
+            Encoding::Object => self.object(),
+            _ => None,
+        }
+    }
+
+    /// The collection this entry holds, mutably.
+    pub fn value_mut(&mut self) -> Option<&mut Object> {
+        match self.encoding() {
+            Encoding::Object => self.object_mut(),
+            _ => None,
+        }
+    }
+
+    /// True when this entry is a collection with no elements left.
+    pub fn is_empty_collection(&self) -> bool {
+        self.value().is_some_and(Object::is_empty_collection)
     }
 
     /// The value's encoding.
@@ -448,7 +578,11 @@ impl Entry {
         match self.encoding() {
             Encoding::Int => int_from_bytes(self.payload()).map(StrRef::Int),
             Encoding::Embstr | Encoding::RawInline => Some(StrRef::Bytes(self.payload())),
-            Encoding::RawHeap => self.object().map(|Object::Str(v)| StrRef::Bytes(v)),
+            Encoding::RawHeap => match self.object() {
+                Some(Object::Str(v)) => Some(StrRef::Bytes(v)),
+                _ => None,
+            },
+            Encoding::Object => None,
         }
     }
 
@@ -540,8 +674,8 @@ impl Entry {
     /// allocator's size classes. Used for `MEMORY USAGE` and for the eviction memory gauge.
     pub fn mem_usage(&self) -> usize {
         let mut total = std::mem::size_of::<Entry>() + alloc_size(self.len as usize);
-        if let Some(Object::Str(v)) = self.object() {
-            total += alloc_size(std::mem::size_of::<Object>()) + alloc_size(v.capacity());
+        if let Some(obj) = self.object() {
+            total += alloc_size(std::mem::size_of::<Object>()) + obj.mem_usage();
         }
         total
     }

@@ -661,6 +661,30 @@ impl<'a> Locked<'a> {
         Ok(old)
     }
 
+    /// Modifies a live key through the write path: `f` gets the key's [`EntryMut`] (reading
+    /// through `get` does not count as a change, so a type check that fails leaves no trace),
+    /// and when it leaves a collection empty the key is deleted, as Redis never keeps an empty
+    /// hash, list, set or sorted set. Returns `None` when the key does not exist.
+    pub fn update<R>(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        f: impl FnOnce(&mut EntryMut<'_>) -> R,
+    ) -> Result<Option<R>, NotLocked> {
+        let (out, empty) = {
+            let Some(mut e) = self.write(db, key)? else {
+                return Ok(None);
+            };
+            let out = f(&mut e);
+            (out, e.get().is_empty_collection())
+        };
+        if empty {
+            let p = self.place(key);
+            self.remove_at(db, key, p, EventKind::Delete)?;
+        }
+        Ok(Some(out))
+    }
+
     /// Deletes a key. Returns the removed entry (`None` when absent or already expired).
     pub fn remove(&mut self, db: usize, key: &[u8]) -> Result<Option<Entry>, NotLocked> {
         let p = self.place(key);

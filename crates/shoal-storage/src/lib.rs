@@ -13,9 +13,10 @@ mod keyspace;
 mod scan;
 mod slot;
 mod table;
+pub mod types;
 
 pub use entry::{
-    alloc_size, parse_canonical_i64, Encoding, Entry, Kind, NewString, StrRef, INLINE_MAX,
+    alloc_size, parse_canonical_i64, Encoding, Entry, Kind, NewString, Object, StrRef, INLINE_MAX,
 };
 pub use evict::{
     idle_ms, lfu_decayed, lru_clock, EvictOutcome, EvictionConfig, EvictionSettings, Policy,
@@ -28,3 +29,4 @@ pub use keyspace::{
 };
 pub use slot::{crc16, key_slot, SLOTS};
 pub use table::SlotTable;
+pub use types::TypeLimits;

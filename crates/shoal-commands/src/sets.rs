@@ -1,0 +1,6 @@
+//! Set commands (SADD, SINTER, SPOP, SSCAN, ...).
+
+use crate::spec::CommandSpec;
+
+/// The sets family.
+pub(crate) const COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,500 @@
+//! A pack: a compact run of small strings and integers in one byte buffer, Shoal's counterpart
+//! of Redis's listpack, used for small hashes, sets, sorted sets and list nodes.
+//!
+//! Each element is `[header][data][backlen]`:
+//!
+//! ```text
+//! header 0x00..=0x7F      string of 0..=127 bytes follows
+//! header 0x80..=0xBF + b  string of ((h & 0x3F) << 8 | b) bytes follows (up to 16383)
+//! header 0xC0 + u32 LE    string of that many bytes follows
+//! header 0xC1..=0xC8      integer in (h - 0xC0) little-endian two's-complement bytes
+//! backlen                 length of header+data, 7 bits per byte, read from the right
+//! ```
+//!
+//! The back length lets a cursor walk backwards, so list nodes pop from either end without a
+//! scan. Strings that are the canonical text of an `i64` are stored as integers, as listpack
+//! does; [`Item`] turns them back into the same text. Positions are byte offsets into the
+//! buffer; they stay valid until the pack is modified before or at them.
+
+use crate::entry::{alloc_size, parse_canonical_i64};
+
+/// One element of a pack, borrowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Item<'a> {
+    Int(i64),
+    Bytes(&'a [u8]),
+}
+
+impl Item<'_> {
+    /// The element as the bytes a client sees.
+    pub fn to_vec(self) -> Vec<u8> {
+        match self {
+            Item::Int(n) => n.to_string().into_bytes(),
+            Item::Bytes(b) => b.to_vec(),
+        }
+    }
+
+    /// True when the element equals these bytes as a client sees them.
+    pub fn eq_bytes(self, other: &[u8]) -> bool {
+        match self {
+            Item::Bytes(b) => b == other,
+            Item::Int(n) => parse_canonical_i64(other) == Some(n),
+        }
+    }
+
+    /// The element as an integer, when it is one or its text is an integer.
+    pub fn as_int(self) -> Option<i64> {
+        match self {
+            Item::Int(n) => Some(n),
+            Item::Bytes(b) => parse_canonical_i64(b),
+        }
+    }
+
+    /// Length of the element's text.
+    pub fn text_len(self) -> usize {
+        match self {
+            Item::Int(n) => {
+                let mut len = if n < 0 { 2 } else { 1 };
+                let mut v = n.unsigned_abs();
+                while v >= 10 {
+                    v /= 10;
+                    len += 1;
+                }
+                len
+            }
+            Item::Bytes(b) => b.len(),
+        }
+    }
+
+    /// Compares two elements by their text, byte-wise (the order lex ranges use).
+    pub fn cmp_bytes(self, other: &[u8]) -> std::cmp::Ordering {
+        match self {
+            Item::Bytes(b) => b.cmp(other),
+            Item::Int(n) => n.to_string().as_bytes().cmp(other),
+        }
+    }
+}
+
+/// A compact sequence of elements in one buffer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pack {
+    buf: Vec<u8>,
+    count: u32,
+}
+
+impl Pack {
+    /// An empty pack (no allocation).
+    pub fn new() -> Pack {
+        Pack::default()
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// True when there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Bytes of encoded data (the figure listpack size limits compare against).
+    pub fn byte_len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Heap bytes held, rounded to the allocator's size classes.
+    pub fn mem_usage(&self) -> usize {
+        alloc_size(self.buf.capacity())
+    }
+
+    /// Gives back spare capacity after a shrink, so a pack that lost most of its elements does
+    /// not keep its peak allocation.
+    pub fn shrink(&mut self) {
+        if self.buf.capacity() > self.buf.len() * 2 + 16 {
+            self.buf.shrink_to_fit();
+        }
+    }
+
+    /// The position of the first element.
+    pub fn first(&self) -> Option<usize> {
+        (!self.buf.is_empty()).then_some(0)
+    }
+
+    /// The position of the last element.
+    pub fn last(&self) -> Option<usize> {
+        self.prev(self.buf.len())
+    }
+
+    /// The position after the element at `pos`.
+    pub fn next(&self, pos: usize) -> Option<usize> {
+        let (_, end) = self.element(pos)?;
+        (end < self.buf.len()).then_some(end)
+    }
+
+    /// The position before `pos` (which may be the end of the buffer).
+    pub fn prev(&self, pos: usize) -> Option<usize> {
+        if pos == 0 || pos > self.buf.len() {
+            return None;
+        }
+        // Read the back length right to left: the rightmost byte holds the low 7 bits and the
+        // high bit of each byte says whether another byte follows to the left.
+        let mut i = pos;
+        let mut value = 0usize;
+        let mut shift = 0;
+        loop {
+            i = i.checked_sub(1)?;
+            let b = *self.buf.get(i)?;
+            value |= ((b & 0x7F) as usize) << shift;
+            shift += 7;
+            if b & 0x80 == 0 || shift > 35 {
+                break;
+            }
+        }
+        i.checked_sub(value)
+    }
+
+    /// The element at `pos`.
+    pub fn get(&self, pos: usize) -> Option<Item<'_>> {
+        let h = *self.buf.get(pos)?;
+        match h {
+            0x00..=0x7F => Some(Item::Bytes(self.buf.get(pos + 1..pos + 1 + h as usize)?)),
+            0x80..=0xBF => {
+                let len = (((h & 0x3F) as usize) << 8) | *self.buf.get(pos + 1)? as usize;
+                Some(Item::Bytes(self.buf.get(pos + 2..pos + 2 + len)?))
+            }
+            0xC0 => {
+                let len = u32::from_le_bytes(self.buf.get(pos + 1..pos + 5)?.try_into().ok()?);
+                Some(Item::Bytes(self.buf.get(pos + 5..pos + 5 + len as usize)?))
+            }
+            0xC1..=0xC8 => {
+                let n = (h - 0xC0) as usize;
+                let raw = self.buf.get(pos + 1..pos + 1 + n)?;
+                let fill = if raw[n - 1] & 0x80 != 0 { 0xFF } else { 0 };
+                let mut b = [fill; 8];
+                b[..n].copy_from_slice(raw);
+                Some(Item::Int(i64::from_le_bytes(b)))
+            }
+            _ => None,
+        }
+    }
+
+    /// The element at `pos` and the position just after it (backlen included).
+    fn element(&self, pos: usize) -> Option<(Item<'_>, usize)> {
+        let item = self.get(pos)?;
+        let body = header_len_of(self.buf[pos]) + data_len(item);
+        Some((item, pos + body + backlen_len(body)))
+    }
+
+    /// Iterates over the elements from the first.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            pack: self,
+            pos: self.first(),
+        }
+    }
+
+    /// Iterates over the elements from the last.
+    pub fn iter_rev(&self) -> impl Iterator<Item = Item<'_>> + '_ {
+        let mut pos = self.last();
+        std::iter::from_fn(move || {
+            let p = pos?;
+            pos = self.prev(p);
+            self.get(p)
+        })
+    }
+
+    /// The position of the `index`-th element (negative counts from the end, -1 = last).
+    pub fn nth(&self, index: i64) -> Option<usize> {
+        if index >= 0 {
+            let mut pos = self.first();
+            for _ in 0..index {
+                pos = self.next(pos?);
+            }
+            pos
+        } else {
+            let mut pos = self.last();
+            for _ in 0..(-(index + 1)) {
+                pos = self.prev(pos?);
+            }
+            pos
+        }
+    }
+
+    /// The position of the first element equal to `value`, stepping `skip` elements after each
+    /// comparison (1 for plain sequences, 2 to search the fields of field/value pairs).
+    pub fn find(&self, value: &[u8], skip: usize) -> Option<usize> {
+        let as_int = parse_canonical_i64(value);
+        let mut pos = self.first();
+        while let Some(p) = pos {
+            let hit = match (self.get(p)?, as_int) {
+                (Item::Int(n), Some(v)) => n == v,
+                (Item::Bytes(b), None) => b == value,
+                _ => false,
+            };
+            if hit {
+                return Some(p);
+            }
+            pos = Some(p);
+            for _ in 0..skip.max(1) {
+                pos = self.next(pos?);
+            }
+        }
+        None
+    }
+
+    /// Appends an element.
+    pub fn push_back(&mut self, value: &[u8]) {
+        let end = self.buf.len();
+        self.insert_at(end, value);
+    }
+
+    /// Appends an integer element.
+    pub fn push_int(&mut self, value: i64) {
+        let enc = encode_int(value);
+        self.buf.extend_from_slice(&enc.bytes[..enc.len]);
+        self.count += 1;
+    }
+
+    /// Prepends an element.
+    pub fn push_front(&mut self, value: &[u8]) {
+        self.insert_at(0, value);
+    }
+
+    /// Inserts an element before the one at `pos` (or at the end when `pos` is the buffer
+    /// length).
+    pub fn insert_at(&mut self, pos: usize, value: &[u8]) {
+        let pos = pos.min(self.buf.len());
+        let enc = encode(value);
+        self.buf.splice(pos..pos, enc);
+        self.count += 1;
+    }
+
+    /// Replaces the element at `pos` with `value`.
+    pub fn replace_at(&mut self, pos: usize, value: &[u8]) {
+        let Some((_, end)) = self.element(pos) else {
+            return;
+        };
+        self.buf.splice(pos..end, encode(value));
+    }
+
+    /// Removes `count` elements starting at `pos`; returns the position now holding the element
+    /// that followed them (or `None` at the end).
+    pub fn remove_at(&mut self, pos: usize, count: usize) -> Option<usize> {
+        let mut end = pos;
+        let mut removed = 0;
+        while removed < count {
+            match self.element(end) {
+                Some((_, next)) => {
+                    end = next;
+                    removed += 1;
+                }
+                None => break,
+            }
+        }
+        self.buf.drain(pos..end);
+        self.count -= removed as u32;
+        (pos < self.buf.len()).then_some(pos)
+    }
+
+    /// Removes every element.
+    pub fn clear(&mut self) {
+        self.buf = Vec::new();
+        self.count = 0;
+    }
+}
+
+/// Forward iterator over a pack.
+pub struct Iter<'a> {
+    pack: &'a Pack,
+    pos: Option<usize>,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = Item<'a>;
+
+    fn next(&mut self) -> Option<Item<'a>> {
+        let p = self.pos?;
+        let (item, end) = self.pack.element(p)?;
+        self.pos = (end < self.pack.buf.len()).then_some(end);
+        Some(item)
+    }
+}
+
+fn header_len_of(h: u8) -> usize {
+    match h {
+        0x00..=0x7F => 1,
+        0x80..=0xBF => 2,
+        0xC0 => 5,
+        _ => 1,
+    }
+}
+
+fn data_len(item: Item<'_>) -> usize {
+    match item {
+        Item::Bytes(b) => b.len(),
+        Item::Int(n) => int_width(n),
+    }
+}
+
+fn int_width(n: i64) -> usize {
+    let b = n.to_le_bytes();
+    let mut len = 8;
+    while len > 1 {
+        let top = b[len - 1];
+        let next_sign = b[len - 2] & 0x80;
+        if (top == 0 && next_sign == 0) || (top == 0xFF && next_sign != 0) {
+            len -= 1;
+        } else {
+            break;
+        }
+    }
+    len
+}
+
+fn backlen_len(body: usize) -> usize {
+    let mut n = 1;
+    let mut v = body >> 7;
+    while v > 0 {
+        n += 1;
+        v >>= 7;
+    }
+    n
+}
+
+/// Appends the back length of a `body`-byte element: most significant group first (leftmost),
+/// every byte but that one with the high bit set, so a reader going left from the end knows
+/// another group follows.
+fn push_backlen(out: &mut Vec<u8>, body: usize) {
+    let n = backlen_len(body);
+    for i in (0..n).rev() {
+        let group = ((body >> (7 * i)) & 0x7F) as u8;
+        out.push(if i + 1 == n { group } else { group | 0x80 });
+    }
+}
+
+struct IntEnc {
+    bytes: [u8; 11],
+    len: usize,
+}
+
+fn encode_int(n: i64) -> IntEnc {
+    let w = int_width(n);
+    let mut bytes = [0u8; 11];
+    bytes[0] = 0xC0 + w as u8;
+    bytes[1..1 + w].copy_from_slice(&n.to_le_bytes()[..w]);
+    // The body is at most 9 bytes, so the back length is one byte.
+    bytes[1 + w] = (1 + w) as u8;
+    IntEnc { bytes, len: 2 + w }
+}
+
+fn encode(value: &[u8]) -> Vec<u8> {
+    if let Some(n) = parse_canonical_i64(value) {
+        let enc = encode_int(n);
+        return enc.bytes[..enc.len].to_vec();
+    }
+    let len = value.len();
+    let mut out = Vec::with_capacity(len + 8);
+    if len <= 0x7F {
+        out.push(len as u8);
+    } else if len <= 0x3FFF {
+        out.push(0x80 | (len >> 8) as u8);
+        out.push((len & 0xFF) as u8);
+    } else {
+        out.push(0xC0);
+        out.extend_from_slice(&(len as u32).to_le_bytes());
+    }
+    out.extend_from_slice(value);
+    let body = out.len();
+    push_backlen(&mut out, body);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(p: &Pack) -> Vec<Vec<u8>> {
+        p.iter().map(Item::to_vec).collect()
+    }
+
+    #[test]
+    fn round_trips_every_header_form_both_ways() {
+        let values: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"a".to_vec(),
+            b"12".to_vec(),
+            b"-1".to_vec(),
+            b"007".to_vec(),
+            i64::MIN.to_string().into_bytes(),
+            i64::MAX.to_string().into_bytes(),
+            vec![b'x'; 127],
+            vec![b'y'; 128],
+            vec![b'z'; 16383],
+            vec![b'w'; 16384],
+            vec![b'v'; 70000],
+        ];
+        let mut p = Pack::new();
+        for v in &values {
+            p.push_back(v);
+        }
+        assert_eq!(p.len(), values.len());
+        assert_eq!(texts(&p), values);
+        let mut rev: Vec<Vec<u8>> = p.iter_rev().map(Item::to_vec).collect();
+        rev.reverse();
+        assert_eq!(rev, values);
+        assert_eq!(p.get(p.nth(2).unwrap()), Some(Item::Int(12)));
+        assert_eq!(p.get(p.nth(4).unwrap()), Some(Item::Bytes(b"007")));
+        assert_eq!(
+            p.get(p.nth(-1).unwrap()).unwrap().to_vec(),
+            vec![b'v'; 70000]
+        );
+        assert!(p.nth(12).is_none() && p.nth(-13).is_none());
+    }
+
+    #[test]
+    fn insert_replace_remove_and_find() {
+        let mut p = Pack::new();
+        for v in ["f1", "v1", "f2", "2", "f3", "v3"] {
+            p.push_back(v.as_bytes());
+        }
+        assert_eq!(p.find(b"f2", 2), p.nth(2));
+        assert_eq!(
+            p.find(b"v1", 2),
+            None,
+            "values are skipped when searching fields"
+        );
+        assert_eq!(p.find(b"2", 1), p.nth(3));
+        let at = p.nth(3).unwrap();
+        p.replace_at(at, b"a much longer value than before");
+        p.push_front(b"head");
+        assert_eq!(
+            texts(&p)[..5],
+            [
+                &b"head"[..],
+                b"f1",
+                b"v1",
+                b"f2",
+                b"a much longer value than before"
+            ]
+            .map(|s| s.to_vec())
+        );
+        let at = p.nth(1).unwrap();
+        let next = p.remove_at(at, 2).unwrap();
+        assert_eq!(p.get(next), Some(Item::Bytes(b"f2")));
+        assert_eq!(p.len(), 5);
+        let last = p.last().unwrap();
+        assert_eq!(p.remove_at(last, 1), None);
+        assert_eq!(p.len(), 4);
+        p.clear();
+        assert!(p.is_empty() && p.first().is_none() && p.last().is_none());
+    }
+
+    #[test]
+    fn items_compare_as_text() {
+        assert!(Item::Int(10).eq_bytes(b"10"));
+        assert!(!Item::Int(10).eq_bytes(b"010"));
+        assert_eq!(Item::Int(10).cmp_bytes(b"9"), std::cmp::Ordering::Less);
+        assert_eq!(Item::Int(-123).text_len(), 4);
+    }
+}

@@ -1,0 +1,36 @@
+//! Stream values: entries in ID order, consumer groups and their pending lists.
+
+use super::pack::Pack;
+
+/// A stream value. (Scaffold: the family's implementation replaces this.)
+#[derive(Clone, Debug, Default)]
+pub struct Stream {
+    pack: Pack,
+}
+
+impl Stream {
+    /// An empty value.
+    pub fn new() -> Stream {
+        Stream::default()
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.pack.len()
+    }
+
+    /// True when there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.pack.is_empty()
+    }
+
+    /// Heap bytes held, in O(1).
+    pub fn mem_usage(&self) -> usize {
+        self.pack.mem_usage()
+    }
+
+    /// Redis's `OBJECT ENCODING` name for the current encoding.
+    pub fn encoding_name(&self) -> &'static str {
+        "stream"
+    }
+}

@@ -62,6 +62,13 @@ impl Clone for List {
     }
 }
 
+/// Where an element sits: its node and its byte position in that node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Place {
+    node: usize,
+    pos: usize,
+}
+
 /// A value searched for in a list, with its integer form computed once: elements that are
 /// canonical integers are stored as integers, so only those can equal an integer needle, and only
 /// byte strings can equal any other needle.
@@ -155,7 +162,11 @@ impl List {
             End::Head => 0,
             End::Tail => self.nodes.len().wrapping_sub(1),
         };
-        if self.nodes.get(i).is_some_and(|n| fits(n, value.len(), fill)) {
+        if self
+            .nodes
+            .get(i)
+            .is_some_and(|n| fits(n, value.len(), fill))
+        {
             self.edit(i, |p| match end {
                 End::Head => p.push_front(value),
                 End::Tail => p.push_back(value),
@@ -221,26 +232,13 @@ impl List {
     /// Inserts `value` before (or, with `after`, after) the first element equal to `pivot`,
     /// searching from the head. Returns false when there is no such element.
     pub fn insert_by_pivot(&mut self, pivot: &[u8], value: &[u8], after: bool, fill: i64) -> bool {
-        let needle = Needle::new(pivot);
-        let found = self.nodes.iter().enumerate().find_map(|(i, node)| {
-            let mut pos = node.first();
-            while let Some(p) = pos {
-                if needle.matches(node.get(p)?) {
-                    return Some((i, p));
-                }
-                pos = node.next(p);
+        match self.find(pivot) {
+            Some(place) => {
+                self.insert_at(place, value, after, fill);
+                true
             }
-            None
-        });
-        let Some((i, pos)) = found else {
-            return false;
-        };
-        let at = match (after, self.nodes.get(i)) {
-            (true, Some(node)) => node.next(pos).unwrap_or(node.byte_len()),
-            _ => pos,
-        };
-        self.insert_in_node(i, at, value, fill);
-        true
+            None => false,
+        }
     }
 
     /// Removes up to `limit` elements equal to `value` (every one when `limit` is 0), scanning
@@ -363,20 +361,55 @@ impl List {
         self.iter_rev_from(self.len.saturating_sub(1))
     }
 
-    /// The index of every element equal to `value`, in the order met walking from `from`.
-    pub fn positions<'a>(&'a self, value: &'a [u8], from: End) -> impl Iterator<Item = usize> + 'a {
+    /// The index of every element equal to `value` among the first `scan` elements met walking
+    /// from `from` (every element when `scan` is 0), in the order met.
+    pub fn positions<'a>(
+        &'a self,
+        value: &'a [u8],
+        from: End,
+        scan: usize,
+    ) -> impl Iterator<Item = usize> + 'a {
         let needle = Needle::new(value);
         let len = self.len;
+        let scan = if scan == 0 { len } else { scan };
         let iter = match from {
             End::Head => self.iter(),
             End::Tail => self.iter_rev(),
         };
-        iter.enumerate()
+        iter.take(scan)
+            .enumerate()
             .filter(move |(_, item)| needle.matches(*item))
             .map(move |(k, _)| match from {
                 End::Head => k,
                 End::Tail => len - 1 - k,
             })
+    }
+
+    /// The node and byte position of the first element equal to `value`, searching from the
+    /// head: a place for [`List::insert_at`], valid until the list changes.
+    pub fn find(&self, value: &[u8]) -> Option<Place> {
+        let needle = Needle::new(value);
+        self.nodes.iter().enumerate().find_map(|(node, pack)| {
+            let mut pos = pack.first();
+            while let Some(p) = pos {
+                if needle.matches(pack.get(p)?) {
+                    return Some(Place { node, pos: p });
+                }
+                pos = pack.next(p);
+            }
+            None
+        })
+    }
+
+    /// Inserts `value` before (or, with `after`, after) the element at `place`, found by
+    /// [`List::find`] on the unchanged list.
+    pub fn insert_at(&mut self, place: Place, value: &[u8], after: bool, fill: i64) {
+        let Place { node: i, pos } = place;
+        let at = match (after, self.nodes.get(i)) {
+            (true, Some(node)) => node.next(pos).unwrap_or(node.byte_len()),
+            _ => pos,
+        };
+        self.insert_in_node(i, at, value, fill);
     }
 
     /// Finds the node and byte position of the element at `index`, walking from the nearer end
@@ -444,7 +477,9 @@ impl List {
 
     /// True when node `i` exists and has room for `value`.
     fn room(&self, i: usize, value: &[u8], fill: i64) -> bool {
-        self.nodes.get(i).is_some_and(|n| fits(n, value.len(), fill))
+        self.nodes
+            .get(i)
+            .is_some_and(|n| fits(n, value.len(), fill))
     }
 
     /// Runs `f` on node `i`, keeping the length and memory counters in step.
@@ -639,7 +674,11 @@ mod tests {
                     }
                     8 => {
                         let limit = rng.next(3);
-                        let from = if rng.next(2) == 0 { End::Head } else { End::Tail };
+                        let from = if rng.next(2) == 0 {
+                            End::Head
+                        } else {
+                            End::Tail
+                        };
                         let target = value(&mut rng);
                         let mut expected = 0;
                         let lim = if limit == 0 { usize::MAX } else { limit };
@@ -726,15 +765,20 @@ mod tests {
             list.push(End::Tail, v.as_bytes(), 2);
         }
         assert_eq!(
-            list.positions(b"a", End::Head).collect::<Vec<_>>(),
+            list.positions(b"a", End::Head, 0).collect::<Vec<_>>(),
             [0, 2, 4]
         );
         assert_eq!(
-            list.positions(b"a", End::Tail).collect::<Vec<_>>(),
+            list.positions(b"a", End::Tail, 0).collect::<Vec<_>>(),
             [4, 2, 0]
         );
-        assert_eq!(list.positions(b"1", End::Tail).collect::<Vec<_>>(), [3]);
-        assert_eq!(list.positions(b"01", End::Head).count(), 0);
+        assert_eq!(list.positions(b"1", End::Tail, 0).collect::<Vec<_>>(), [3]);
+        assert_eq!(list.positions(b"01", End::Head, 0).count(), 0);
+        assert_eq!(list.positions(b"a", End::Tail, 2).collect::<Vec<_>>(), [4]);
+        assert_eq!(
+            list.positions(b"a", End::Head, 3).collect::<Vec<_>>(),
+            [0, 2]
+        );
     }
 
     #[test]

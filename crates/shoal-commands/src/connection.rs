@@ -138,6 +138,16 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 client_setname,
             ),
             client_sub(
+                "client|unblock",
+                -3,
+                Flags::ADMIN
+                    .with(Flags::NOSCRIPT)
+                    .with(Flags::LOADING)
+                    .with(Flags::STALE),
+                "Unblocks a client blocked by a blocking command from a different connection.",
+                client_unblock,
+            ),
+            client_sub(
                 "client|unpause",
                 2,
                 Flags::ADMIN,
@@ -582,6 +592,29 @@ fn client_pause(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     Ok(Frame::ok())
 }
 
+// Command: CLIENT UNBLOCK client-id [TIMEOUT|ERROR]
+//
+// > CLIENT UNBLOCK 12345
+// (integer) 0
+fn client_unblock(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    if a.len() > 4 {
+        return Err(CommandError::WrongArity("client|unblock".into()));
+    }
+    let error = match a.get(3) {
+        None => false,
+        Some(r) if is(r, "timeout") => false,
+        Some(r) if is(r, "error") => true,
+        Some(_) => {
+            return Err(CommandError::err(
+                "CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+            ))
+        }
+    };
+    let id = crate::args::int(&a[2])?;
+    let done = u64::try_from(id).is_ok_and(|id| cx.server.client_unblock(id, error));
+    Ok(Frame::Integer(done as i64))
+}
+
 fn client_unpause(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
     cx.server.client_unpause();
     Ok(Frame::ok())
@@ -631,6 +664,8 @@ fn client_help(_cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
             "    Set client meta attr. Options are:",
             "    * LIB-NAME: the client lib name.",
             "    * LIB-VER: the client lib version.",
+            "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+            "    Unblock the specified blocked client.",
             "NO-EVICT (ON|OFF)",
             "    Protect current client connection from eviction.",
             "NO-TOUCH (ON|OFF)",

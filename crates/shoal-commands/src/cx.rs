@@ -163,6 +163,11 @@ pub trait ServerOps: Send + Sync {
     fn client_pause(&self, until_ms: u64, all: bool);
     /// `CLIENT UNPAUSE`.
     fn client_unpause(&self);
+    /// `CLIENT UNBLOCK`: releases a client blocked on keys, as if its timeout passed or with
+    /// an `-UNBLOCKED` error; false when that client is not blocked on keys.
+    fn client_unblock(&self, _id: u64, _error: bool) -> bool {
+        false
+    }
     /// `MEMORY STATS` fields.
     fn memory_stats(&self) -> Vec<(String, Frame)>;
     /// `MEMORY MALLOC-STATS` text.

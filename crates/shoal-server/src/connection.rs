@@ -19,14 +19,15 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use shoal_commands::{
-    resolve_with, Action, ClientState, CommandError, CommandSpec, Engine, Executed, Flags,
-    NameCache, ReplyMode,
+    resolve_with, Action, BlockSpec, ClientState, CommandError, CommandSpec, Engine, Executed,
+    Flags, NameCache, ReplyMode,
 };
 use shoal_observe::slowlog;
 use shoal_resp::{encode, Frame, RequestParser};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Notify};
 
+use crate::blocking::Unblock;
 use crate::clients::{ClientInfo, Peer};
 use crate::shared::Shared;
 
@@ -144,6 +145,39 @@ where
                         Step::Unmonitor => {
                             watch.stop();
                             info.details.lock().monitor = false;
+                        }
+                        Step::Block(block, spec) => {
+                            // Replies to the commands before this one go out before it waits.
+                            if write_out(shared, stream, &mut output).await.is_err() {
+                                return End::Io;
+                            }
+                            info.note_flushed();
+                            let blocked = Blocked {
+                                shared,
+                                info,
+                                spec,
+                                args: block.args.clone().unwrap_or_else(|| args.clone()),
+                                block: *block,
+                            };
+                            let step = blocked
+                                .wait(
+                                    &mut client,
+                                    stream,
+                                    &mut input,
+                                    &mut output,
+                                    &mut recent,
+                                    killed.as_mut(),
+                                    shut_down.as_mut(),
+                                )
+                                .await;
+                            match step {
+                                Ok(Step::Close(end)) => {
+                                    let _ = write_out(shared, stream, &mut output).await;
+                                    return end;
+                                }
+                                Ok(_) => {}
+                                Err(end) => return end,
+                            }
                         }
                         Step::Close(end) => {
                             let _ = watch.guard(write_out(shared, stream, &mut output)).await;
@@ -272,7 +306,137 @@ enum Step {
     Monitor,
     /// Stop streaming (`RESET` from a monitor).
     Unmonitor,
+    /// Wait for one of these keys to be written, then run the command again (`BLPOP`, ...).
+    Block(Box<BlockSpec>, &'static CommandSpec),
     Close(End),
+}
+
+/// A client parked by a blocking command, until it is served, times out, is released by
+/// `CLIENT UNBLOCK`, disconnects, is killed or the server shuts down. It holds no lock while it
+/// waits; see [`crate::blocking`] for the queueing rules.
+struct Blocked<'a> {
+    shared: &'a Arc<Shared>,
+    info: &'a ClientInfo,
+    spec: &'static CommandSpec,
+    block: BlockSpec,
+    /// The command to re-run each time a key is written.
+    args: Vec<Bytes>,
+}
+
+impl Blocked<'_> {
+    /// Waits, and returns what the connection does next (the reply is in `output`), or how the
+    /// connection ended.
+    #[allow(clippy::too_many_arguments)]
+    async fn wait<S, K, D>(
+        self,
+        client: &mut ClientState,
+        stream: &mut S,
+        input: &mut BytesMut,
+        output: &mut BytesMut,
+        recent: &mut Recent,
+        mut killed: std::pin::Pin<&mut K>,
+        mut shut_down: std::pin::Pin<&mut D>,
+    ) -> Result<Step, End>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+        K: Future,
+        D: Future,
+    {
+        let Blocked {
+            shared,
+            info,
+            spec,
+            block,
+            args,
+        } = self;
+        let registration = shared
+            .blocking
+            .join(&shared.ks, info.id, block.keys.clone());
+        let _shown = ShownBlocked::new(shared, info);
+        // The deadline was computed on the injected clock; the timer runs on the monotonic one.
+        let deadline = block.deadline.map(|d| {
+            tokio::time::Instant::now() + Duration::from_millis(d.saturating_sub(shared.now_ms()))
+        });
+        let sleep = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(sleep);
+        // The first run happens right after joining the queues, so a write that landed between
+        // the command's first attempt and the joining is not missed.
+        let mut rerun = true;
+        loop {
+            if rerun {
+                match run_command(shared, info, client, &args, output, recent, false).await {
+                    Step::Block(..) => {}
+                    step => return Ok(step),
+                }
+            }
+            rerun = false;
+            tokio::select! {
+                biased;
+                _ = killed.as_mut() => return Err(End::Killed),
+                _ = shut_down.as_mut() => return Err(End::Shutdown),
+                _ = registration.waiter.wake.notified() => match registration.waiter.unblocked() {
+                    Unblock::No => rerun = true,
+                    Unblock::Timeout => break,
+                    Unblock::Error => {
+                        let error = CommandError::Other(
+                            "UNBLOCKED client unblocked via CLIENT UNBLOCK".into(),
+                        );
+                        shared.stats.record(Some(spec), 0, false, Some(&error.code()), 0);
+                        encode(&error.to_frame(), client.protocol, output);
+                        return Ok(Step::Continue);
+                    }
+                },
+                _ = &mut sleep => break,
+                r = stream.read_buf(input) => match r {
+                    Ok(0) => return Err(End::PeerClosed),
+                    Err(_) => return Err(End::Io),
+                    // Requests that arrive meanwhile wait their turn, as in Redis; the query
+                    // buffer limit still applies.
+                    Ok(n) => {
+                        shared.stats.net(n as u64, 0);
+                        if input.len() as u64 > shared.live.query_buffer_limit.load(Ordering::Relaxed) {
+                            return Err(End::QueryBufferLimit);
+                        }
+                        if input.capacity() - input.len() < READ_CHUNK / 4 {
+                            input.reserve(READ_CHUNK);
+                        }
+                    }
+                },
+            }
+        }
+        // Timed out (or released as if it had).
+        shared.stats.record(Some(spec), 0, false, None, 0);
+        if client.reply == ReplyMode::On {
+            encode(&block.timeout_reply, client.protocol, output);
+        }
+        Ok(Step::Continue)
+    }
+}
+
+/// Shows a client as blocked (`flags=b`, `blocked_clients`) while it exists.
+struct ShownBlocked<'a> {
+    shared: &'a Shared,
+    info: &'a ClientInfo,
+}
+
+impl<'a> ShownBlocked<'a> {
+    fn new(shared: &'a Shared, info: &'a ClientInfo) -> ShownBlocked<'a> {
+        info.blocked.store(true, Ordering::Relaxed);
+        shared.blocked_clients.fetch_add(1, Ordering::Relaxed);
+        ShownBlocked { shared, info }
+    }
+}
+
+impl Drop for ShownBlocked<'_> {
+    fn drop(&mut self) {
+        self.info.blocked.store(false, Ordering::Relaxed);
+        self.shared.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 async fn write_out<S>(shared: &Shared, stream: &mut S, output: &mut BytesMut) -> std::io::Result<()>
@@ -359,6 +523,18 @@ async fn run_command(
     if let Some(Action::Sleep(d)) = client.action {
         // Boxed, so the timer's state does not enlarge every command's future.
         Box::pin(tokio::time::sleep(d)).await;
+    }
+    // Clients blocked on a key this command wrote get their turn. Journals carry key events
+    // only while some client is blocked.
+    if let Some(events) = &ex.journal.events {
+        shared.blocking.signal(events);
+    }
+    // A blocking command with nothing to serve is neither answered nor counted yet: Redis counts
+    // it once, when it is finally served or times out.
+    if matches!(client.action, Some(Action::Block(_))) {
+        if let (Some(Action::Block(block)), Some(spec)) = (client.action.take(), ex.spec) {
+            return Step::Block(Box::new(block), spec);
+        }
     }
     let finished = Instant::now();
     info.command_finished();

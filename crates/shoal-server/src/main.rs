@@ -4,6 +4,7 @@
 //! This crate is the only one that owns sockets, threads, timers and the process: it wires the
 //! codec, the keyspace and the command families to the network and the clock.
 
+mod blocking;
 mod clients;
 mod config;
 mod connection;

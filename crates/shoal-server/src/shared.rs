@@ -108,6 +108,8 @@ pub struct Shared {
     /// Thresholds between compact and full collection encodings, copied into every command's
     /// limits.
     pub type_limits: RwLock<shoal_storage::TypeLimits>,
+    /// Clients blocked on keys (`BLPOP` and friends).
+    pub blocking: crate::blocking::Blocking,
 }
 
 impl Shared {
@@ -182,6 +184,7 @@ impl Shared {
             latency: Default::default(),
             monitors: Default::default(),
             type_limits: RwLock::new(shoal_storage::TypeLimits::default()),
+            blocking: Default::default(),
         });
         let cfg = shared.config.read().clone();
         shared.apply_all(&cfg);
@@ -452,6 +455,15 @@ impl ServerOps for Shared {
     fn client_unpause(&self) {
         self.pause_until.store(0, Ordering::Relaxed);
         self.unpaused.notify_waiters();
+    }
+
+    fn client_unblock(&self, id: u64, error: bool) -> bool {
+        let how = if error {
+            crate::blocking::Unblock::Error
+        } else {
+            crate::blocking::Unblock::Timeout
+        };
+        self.blocking.unblock(id, how)
     }
 
     fn memory_stats(&self) -> Vec<(String, Frame)> {

@@ -83,8 +83,10 @@ impl Journal {
     /// Adds another journal's changes to this one.
     pub fn absorb(&mut self, other: Journal) {
         self.dirty += other.dirty;
-        if let (Some(mine), Some(theirs)) = (self.events.as_mut(), other.events) {
-            mine.extend(theirs);
+        match (self.events.as_mut(), other.events) {
+            (Some(mine), Some(theirs)) => mine.extend(theirs),
+            (None, Some(theirs)) => self.events = Some(theirs),
+            _ => {}
         }
     }
 
@@ -165,6 +167,9 @@ pub struct Keyspace {
     /// Eviction policy and limits, settable at run time by `CONFIG SET`.
     pub eviction: EvictionConfig,
     pub(crate) pool: Mutex<evict::Pool>,
+    /// How many parties want every command's key events (clients blocked on keys): while
+    /// non-zero, each locked view collects them; while zero, writes pay nothing for it.
+    key_event_listeners: AtomicUsize,
 }
 
 impl Keyspace {
@@ -195,6 +200,18 @@ impl Keyspace {
             rng: AtomicU64::new(seed | 1),
             eviction: EvictionConfig::default(),
             pool: Mutex::new(evict::Pool::default()),
+            key_event_listeners: AtomicUsize::new(0),
+        }
+    }
+
+    /// Starts (`true`) or stops (`false`) one party's interest in key events: every locked view
+    /// made while at least one party is interested records the keys it changes in its journal.
+    /// A view made after `listen_key_events(true)` returns is guaranteed to record them.
+    pub fn listen_key_events(&self, on: bool) {
+        if on {
+            self.key_event_listeners.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.key_event_listeners.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
@@ -268,7 +285,11 @@ impl Keyspace {
             guards,
             now,
             clock: self.eviction.access_clock(now),
-            journal: Journal::default(),
+            journal: if self.key_event_listeners.load(Ordering::SeqCst) > 0 {
+                Journal::with_events()
+            } else {
+                Journal::default()
+            },
             known_slot: Cell::new(SlotOf::NONE),
         }
     }

@@ -109,7 +109,6 @@ pub enum TimeoutUnit {
     Millis,
 }
 
-#[allow(dead_code)] // Used by the blocking families as they land.
 /// Parses a blocking timeout as Redis's `getTimeoutFromObjectOrReply` does, returning the
 /// absolute deadline in Unix milliseconds, or `None` for 0 (wait forever).
 pub fn block_timeout(arg: &[u8], unit: TimeoutUnit, now: u64) -> Result<Option<u64>, CommandError> {

@@ -620,7 +620,10 @@ fn zset_of(e: &Entry) -> Result<&ZSet, CommandError> {
 }
 
 /// Looks a sorted set up for reading (counting a hit or miss, touching its access clock).
-fn read_zset<'c>(cx: &'c mut Cx<'_>, key: &[u8]) -> Result<Option<&'c ZSet>, CommandError> {
+pub(crate) fn read_zset<'c>(
+    cx: &'c mut Cx<'_>,
+    key: &[u8],
+) -> Result<Option<&'c ZSet>, CommandError> {
     let db = cx.dbi();
     let touch = !cx.client.no_touch;
     match cx.db()?.lookup(db, key, touch, true)? {
@@ -680,14 +683,15 @@ fn is_resp3(cx: &Cx<'_>) -> bool {
 // ---------------------------------------------------------------------------------------------
 // ZADD and ZINCRBY.
 
+/// ZADD's flags (GEOADD passes NX, XX and CH through).
 #[derive(Clone, Copy, Default)]
-struct AddOptions {
-    nx: bool,
-    xx: bool,
-    ch: bool,
-    incr: bool,
-    gt: bool,
-    lt: bool,
+pub(crate) struct AddOptions {
+    pub nx: bool,
+    pub xx: bool,
+    pub ch: bool,
+    pub incr: bool,
+    pub gt: bool,
+    pub lt: bool,
 }
 
 /// What adding one pair did.
@@ -731,7 +735,12 @@ fn add_one(z: &mut ZSet, score: f64, member: &[u8], o: AddOptions, l: &TypeLimit
     }
 }
 
-fn zadd_generic(cx: &mut Cx<'_>, key: &[u8], pairs: &[(f64, &[u8])], o: AddOptions) -> CmdResult {
+pub(crate) fn zadd_generic(
+    cx: &mut Cx<'_>,
+    key: &[u8],
+    pairs: &[(f64, &[u8])],
+    o: AddOptions,
+) -> CmdResult {
     let l = limits(cx);
     let exists = read_zset_quiet(cx, key)?.is_some();
     let mut added = 0;

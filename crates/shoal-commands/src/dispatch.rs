@@ -180,13 +180,10 @@ impl<'a> Engine<'a> {
                 let key = args.get(first as usize).map_or(&[][..], |k| &k[..]);
                 Some(ks.lock_key(key, now))
             }
-            _ => Some(
-                ks.lock(
-                    spec.key_positions(args.len())
-                        .map(|i| ks.stripe_of(&args[i])),
-                    now,
-                ),
-            ),
+            _ => Some(ks.lock(
+                spec.key_positions(args).map(|i| ks.stripe_of(&args[i])),
+                now,
+            )),
         };
         let mut cx = Cx {
             ks,

@@ -38,19 +38,15 @@ const ALL_BUT_LAST: Keys = Keys::Range {
     last: -2,
     step: 1,
 };
-/// `LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT n]`. The keys are counted by `numkeys`, which
-/// a range cannot express; locking every argument from the first key to the one before last
-/// covers all of them (the last argument is never a key) at the cost of a few extra stripes.
-const MPOP_KEYS: Keys = Keys::Range {
-    first: 2,
-    last: -2,
-    step: 1,
+/// `LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT n]`.
+const MPOP_KEYS: Keys = Keys::Counted {
+    numkeys_at: 1,
+    dest: false,
 };
-/// `BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT n]`, as [`MPOP_KEYS`].
-const BMPOP_KEYS: Keys = Keys::Range {
-    first: 3,
-    last: -2,
-    step: 1,
+/// `BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT n]`.
+const BMPOP_KEYS: Keys = Keys::Counted {
+    numkeys_at: 2,
+    dest: false,
 };
 
 const fn list(name: &'static str, arity: i32, handler: crate::spec::Handler) -> CommandSpec {
@@ -65,17 +61,17 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .doc("Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.", "6.2.0"),
     list("blmpop", -5, blmpop)
         .flags(Flags::WRITE.with(Flags::BLOCKING))
-        .keys(BMPOP_KEYS, KeyAccess::ReadWrite)
+        .keys(BMPOP_KEYS, KeyAccess::Pop)
         .doc("Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", "7.0.0")
         .complexity("O(N+M) where N is the number of provided keys and M is the number of elements returned."),
     list("blpop", -3, blpop)
         .flags(BLOCK)
-        .keys(ALL_BUT_LAST, KeyAccess::ReadWrite)
+        .keys(ALL_BUT_LAST, KeyAccess::Pop)
         .doc("Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", "2.0.0")
         .complexity("O(N) where N is the number of provided keys."),
     list("brpop", -3, brpop)
         .flags(BLOCK)
-        .keys(ALL_BUT_LAST, KeyAccess::ReadWrite)
+        .keys(ALL_BUT_LAST, KeyAccess::Pop)
         .doc("Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", "2.0.0")
         .complexity("O(N) where N is the number of provided keys."),
     list("brpoplpush", 4, brpoplpush)
@@ -102,12 +98,12 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .doc("Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved.", "6.2.0"),
     list("lmpop", -4, lmpop)
         .flags(Flags::WRITE)
-        .keys(MPOP_KEYS, KeyAccess::ReadWrite)
+        .keys(MPOP_KEYS, KeyAccess::Pop)
         .doc("Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.", "7.0.0")
         .complexity("O(N+M) where N is the number of provided keys and M is the number of elements returned."),
     list("lpop", -2, lpop)
         .flags(Flags::WRITE.with(Flags::FAST))
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Pop)
         .doc("Returns the first elements in a list after removing it. Deletes the list if the last element was popped.", "1.0.0")
         .complexity("O(N) where N is the number of elements returned"),
     list("lpos", -3, lpos)
@@ -147,7 +143,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .complexity("O(N) where N is the number of elements to be removed by the operation."),
     list("rpop", -2, rpop)
         .flags(Flags::WRITE.with(Flags::FAST))
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Pop)
         .doc("Returns and removes the last elements of a list. Deletes the list if the last element was popped.", "1.0.0")
         .complexity("O(N) where N is the number of elements returned"),
     list("rpoplpush", 3, rpoplpush)

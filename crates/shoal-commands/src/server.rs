@@ -870,13 +870,89 @@ fn status_set(items: impl IntoIterator<Item = String>) -> Frame {
     Frame::Set(items.into_iter().map(|s| Frame::Simple(s.into())).collect())
 }
 
+/// A `range` find-keys spec: `lastkey` relative to the first key (negative: from the end).
+fn find_range(lastkey: i64, step: i64) -> (&'static str, Vec<(Frame, Frame)>) {
+    (
+        "range",
+        vec![
+            (Frame::bulk("lastkey"), Frame::Integer(lastkey)),
+            (Frame::bulk("keystep"), Frame::Integer(step)),
+            (Frame::bulk("limit"), Frame::Integer(0)),
+        ],
+    )
+}
+
+/// One key spec of `COMMAND INFO`: its flags, an index begin-search and a find-keys spec.
+fn key_spec(
+    flags: &[&str],
+    index: i64,
+    (find, find_spec): (&'static str, Vec<(Frame, Frame)>),
+) -> Frame {
+    Frame::Map(vec![
+        (
+            Frame::bulk("flags"),
+            status_set(flags.iter().map(|f| f.to_string())),
+        ),
+        (
+            Frame::bulk("begin_search"),
+            Frame::Map(vec![
+                (Frame::bulk("type"), Frame::bulk("index")),
+                (
+                    Frame::bulk("spec"),
+                    Frame::Map(vec![(Frame::bulk("index"), Frame::Integer(index))]),
+                ),
+            ]),
+        ),
+        (
+            Frame::bulk("find_keys"),
+            Frame::Map(vec![
+                (Frame::bulk("type"), Frame::bulk(find)),
+                (Frame::bulk("spec"), Frame::Map(find_spec)),
+            ]),
+        ),
+    ])
+}
+
 fn command_info_frame(s: &'static CommandSpec) -> Frame {
     let (first, last, step) = match s.keys {
-        Keys::None => (0, 0, 0),
+        Keys::None | Keys::Counted { dest: false, .. } => (0, 0, 0),
+        Keys::Counted { dest: true, .. } => (1, 1, 1),
         Keys::Range { first, last, step } => (first as i64, last as i64, step as i64),
     };
+    let mut flags: Vec<String> = s.flags.names().map(str::to_string).collect();
+    if let Keys::Counted { .. } = s.keys {
+        // Redis lists `movablekeys` just before `allow_busy`, the last flag.
+        let at = flags
+            .iter()
+            .position(|f| f == "allow_busy")
+            .unwrap_or(flags.len());
+        flags.insert(at, "movablekeys".to_string());
+    }
     let key_specs = match s.keys {
         Keys::None => Vec::new(),
+        Keys::Counted { numkeys_at, dest } => {
+            let mut specs = Vec::new();
+            // With a destination, the spec's access is the destination's; the sources are read.
+            let sources = if dest {
+                specs.push(key_spec(s.access.flags(), 1, find_range(0, 1)));
+                KeyAccess::Read.flags()
+            } else {
+                s.access.flags()
+            };
+            specs.push(key_spec(
+                sources,
+                numkeys_at as i64,
+                (
+                    "keynum",
+                    vec![
+                        (Frame::bulk("keynumidx"), Frame::Integer(0)),
+                        (Frame::bulk("firstkey"), Frame::Integer(1)),
+                        (Frame::bulk("keystep"), Frame::Integer(1)),
+                    ],
+                ),
+            ));
+            specs
+        }
         Keys::Range { first, last, step } => {
             let lastkey = if last < 0 { last } else { last - first };
             let mut spec = Vec::new();
@@ -919,14 +995,19 @@ fn command_info_frame(s: &'static CommandSpec) -> Frame {
     Frame::Array(vec![
         Frame::bulk(s.name),
         Frame::Integer(s.arity as i64),
-        status_set(s.flags.names().map(str::to_string)),
+        status_set(flags),
         Frame::Integer(first),
         Frame::Integer(last),
         Frame::Integer(step),
         status_set(s.acl_categories()),
         Frame::Set(Vec::new()),
         Frame::Set(key_specs),
-        Frame::Array(s.subcommands.iter().map(command_info_frame).collect()),
+        // Redis answers an empty set for a command without subcommands, an array otherwise.
+        if s.subcommands.is_empty() {
+            Frame::Set(Vec::new())
+        } else {
+            Frame::Array(s.subcommands.iter().map(command_info_frame).collect())
+        },
     ])
 }
 
@@ -1058,8 +1139,18 @@ fn getkeys(cx: &Cx<'_>, a: &[Bytes]) -> Result<(Vec<Bytes>, &'static CommandSpec
             ))
         }
     };
+    if let Keys::Counted { numkeys_at, .. } = spec.keys {
+        // A count that is not positive, or that runs past the arguments, describes no valid
+        // invocation.
+        let at = numkeys_at as usize;
+        let room = target.len().saturating_sub(at + 1) as i64;
+        let n = target.get(at).and_then(|a| crate::args::parse_i64(a));
+        if !n.is_some_and(|n| n > 0 && n <= room) {
+            return Err(CommandError::err("Invalid arguments specified for command"));
+        }
+    }
     let keys: Vec<Bytes> = spec
-        .key_positions(target.len())
+        .key_positions(target)
         .map(|i| target[i].clone())
         .collect();
     if keys.is_empty() {

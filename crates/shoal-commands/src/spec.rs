@@ -90,6 +90,11 @@ pub enum Keys {
     /// Keys at `first`, `first + step`, ... up to `last` (negative counts from the end, -1 = last
     /// argument), as in Redis's legacy (first, last, step) triple.
     Range { first: i32, last: i32, step: i32 },
+    /// A count of keys at index `numkeys_at`, then that many keys, as Redis's `keynum` key spec
+    /// (`ZUNION numkeys key ...`, `LMPOP`, `SINTERCARD`); with `dest`, also a destination key at
+    /// index 1 before the count (`ZUNIONSTORE dest numkeys key ...`). `COMMAND INFO` shows these
+    /// commands as `movablekeys`.
+    Counted { numkeys_at: i32, dest: bool },
 }
 
 /// How a key is used, for `COMMAND INFO` key specs.
@@ -103,6 +108,9 @@ pub enum KeyAccess {
     ReadWrite,
     /// Deletes (`RM DELETE`).
     Remove,
+    /// Reads and removes part of the value, deleting the key when emptied (`LPOP`, `ZPOPMIN`):
+    /// `RW ACCESS DELETE`.
+    Pop,
     /// Inspects metadata only (`RO`).
     Meta,
     /// Overwrites, or reads too when an optional argument asks for the old value (`SET ... GET`):
@@ -118,6 +126,7 @@ impl KeyAccess {
             KeyAccess::Overwrite => &["OW", "update"],
             KeyAccess::ReadWrite => &["RW", "access", "update"],
             KeyAccess::Remove => &["RM", "delete"],
+            KeyAccess::Pop => &["RW", "access", "delete"],
             KeyAccess::Meta => &["RO"],
             KeyAccess::OverwriteOrRead => &["RW", "access", "update", "variable_flags"],
         }
@@ -344,21 +353,61 @@ impl CommandSpec {
         cats.into_iter().map(|c| format!("@{c}")).collect()
     }
 
-    /// The positions of the key arguments in `args` (name at 0).
-    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
-        let (first, last, step) = match self.keys {
-            Keys::None => (1, 0, 1),
-            Keys::Range { first, last, step } => (first.max(1), last, step.max(1)),
+    /// The positions of the key arguments in `args` (name at 0). A count of keys that is not a
+    /// positive integer yields no counted keys: the handler reports the error.
+    pub fn key_positions(&self, args: &[Bytes]) -> KeyPositions {
+        let argc = args.len() as i64;
+        let (dest, first, last, step) = match self.keys {
+            Keys::None => (None, 1, 0, 1),
+            Keys::Range { first, last, step } => {
+                let last = if last < 0 {
+                    argc + last as i64
+                } else {
+                    last as i64
+                };
+                (None, first.max(1) as i64, last, step.max(1) as i64)
+            }
+            Keys::Counted { numkeys_at, dest } => {
+                let at = numkeys_at as usize;
+                let n = args
+                    .get(at)
+                    .and_then(|a| crate::args::parse_i64(a))
+                    .filter(|n| *n > 0)
+                    .unwrap_or(0);
+                let first = numkeys_at as i64 + 1;
+                let dest = (dest && argc > 1).then_some(1);
+                (dest, first, first.saturating_add(n) - 1, 1)
+            }
         };
-        let argc = argc as i64;
-        let last = if last < 0 {
-            argc + last as i64
-        } else {
-            last as i64
-        };
-        let end = last.min(argc - 1);
-        (first as i64..=end)
-            .step_by(step as usize)
-            .map(|i| i as usize)
+        KeyPositions {
+            dest,
+            next: first,
+            end: last.min(argc - 1),
+            step,
+        }
+    }
+}
+
+/// The key positions of one invocation, in argument order.
+pub struct KeyPositions {
+    dest: Option<usize>,
+    next: i64,
+    end: i64,
+    step: i64,
+}
+
+impl Iterator for KeyPositions {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        if let Some(d) = self.dest.take() {
+            return Some(d);
+        }
+        if self.next > self.end {
+            return None;
+        }
+        let at = self.next;
+        self.next += self.step;
+        Some(at as usize)
     }
 }

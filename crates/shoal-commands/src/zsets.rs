@@ -26,17 +26,15 @@ const ONE: Keys = Keys::Range {
     last: 1,
     step: 1,
 };
-/// Commands whose keys follow a `numkeys` argument. The spec table has no numkeys form yet, so
-/// every argument after the first is locked; the extra stripes cost nothing but contention.
-const FROM_1: Keys = Keys::Range {
-    first: 1,
-    last: -1,
-    step: 1,
+/// `dest numkeys key ...` (the STORE forms).
+const DEST_COUNTED: Keys = Keys::Counted {
+    numkeys_at: 2,
+    dest: true,
 };
-const FROM_2: Keys = Keys::Range {
-    first: 2,
-    last: -1,
-    step: 1,
+/// `numkeys key ...`.
+const COUNTED: Keys = Keys::Counted {
+    numkeys_at: 1,
+    dest: false,
 };
 
 const fn zset(name: &'static str, arity: i32, handler: crate::spec::Handler) -> CommandSpec {
@@ -47,15 +45,15 @@ const fn zset(name: &'static str, arity: i32, handler: crate::spec::Handler) -> 
 pub(crate) const COMMANDS: &[CommandSpec] = &[
     zset("bzmpop", -5, bzmpop)
         .flags(Flags::WRITE.with(Flags::BLOCKING))
-        .keys(Keys::Range { first: 3, last: -1, step: 1 }, KeyAccess::ReadWrite)
+        .keys(Keys::Counted { numkeys_at: 2, dest: false }, KeyAccess::Pop)
         .doc("Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", "7.0.0"),
     zset("bzpopmax", -3, bzpopmax)
         .flags(Flags::WRITE.with(Flags::FAST).with(Flags::BLOCKING))
-        .keys(Keys::Range { first: 1, last: -2, step: 1 }, KeyAccess::ReadWrite)
+        .keys(Keys::Range { first: 1, last: -2, step: 1 }, KeyAccess::Pop)
         .doc("Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.", "5.0.0"),
     zset("bzpopmin", -3, bzpopmin)
         .flags(Flags::WRITE.with(Flags::FAST).with(Flags::BLOCKING))
-        .keys(Keys::Range { first: 1, last: -2, step: 1 }, KeyAccess::ReadWrite)
+        .keys(Keys::Range { first: 1, last: -2, step: 1 }, KeyAccess::Pop)
         .doc("Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", "5.0.0"),
     zset("zadd", -4, zadd)
         .flags(WF)
@@ -71,11 +69,11 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .doc("Returns the count of members in a sorted set that have scores within a range.", "2.0.0"),
     zset("zdiff", -3, zdiff)
         .flags(R)
-        .keys(FROM_2, KeyAccess::Read)
+        .keys(COUNTED, KeyAccess::Read)
         .doc("Returns the difference between multiple sorted sets.", "6.2.0"),
     zset("zdiffstore", -4, zdiffstore)
         .flags(W)
-        .keys(FROM_1, KeyAccess::Overwrite)
+        .keys(DEST_COUNTED, KeyAccess::Overwrite)
         .doc("Stores the difference of multiple sorted sets in a key.", "6.2.0"),
     zset("zincrby", 4, zincrby)
         .flags(WF)
@@ -83,15 +81,15 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .doc("Increments the score of a member in a sorted set.", "1.2.0"),
     zset("zinter", -3, zinter)
         .flags(R)
-        .keys(FROM_2, KeyAccess::Read)
+        .keys(COUNTED, KeyAccess::Read)
         .doc("Returns the intersect of multiple sorted sets.", "6.2.0"),
     zset("zintercard", -3, zintercard)
         .flags(R)
-        .keys(FROM_2, KeyAccess::Read)
+        .keys(COUNTED, KeyAccess::Read)
         .doc("Returns the number of members of the intersect of multiple sorted sets.", "7.0.0"),
     zset("zinterstore", -4, zinterstore)
         .flags(W)
-        .keys(FROM_1, KeyAccess::Overwrite)
+        .keys(DEST_COUNTED, KeyAccess::Overwrite)
         .doc("Stores the intersect of multiple sorted sets in a key.", "2.0.0"),
     zset("zlexcount", 4, zlexcount)
         .flags(RF)
@@ -99,7 +97,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .doc("Returns the number of members in a sorted set within a lexicographical range.", "2.8.9"),
     zset("zmpop", -4, zmpop)
         .flags(Flags::WRITE)
-        .keys(FROM_2, KeyAccess::ReadWrite)
+        .keys(COUNTED, KeyAccess::Pop)
         .doc("Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.", "7.0.0"),
     zset("zmscore", -3, zmscore)
         .flags(RF)
@@ -107,11 +105,11 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .doc("Returns the score of one or more members in a sorted set.", "6.2.0"),
     zset("zpopmax", -2, zpopmax)
         .flags(Flags::WRITE.with(Flags::FAST))
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Pop)
         .doc("Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", "5.0.0"),
     zset("zpopmin", -2, zpopmin)
         .flags(Flags::WRITE.with(Flags::FAST))
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Pop)
         .doc("Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", "5.0.0"),
     zset("zrandmember", -2, zrandmember)
         .flags(R)
@@ -179,11 +177,11 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .doc("Returns the score of a member in a sorted set.", "1.2.0"),
     zset("zunion", -3, zunion)
         .flags(R)
-        .keys(FROM_2, KeyAccess::Read)
+        .keys(COUNTED, KeyAccess::Read)
         .doc("Returns the union of multiple sorted sets.", "6.2.0"),
     zset("zunionstore", -4, zunionstore)
         .flags(W)
-        .keys(FROM_1, KeyAccess::Overwrite)
+        .keys(DEST_COUNTED, KeyAccess::Overwrite)
         .doc("Stores the union of multiple sorted sets in a key.", "2.0.0"),
 ];
 

@@ -109,7 +109,9 @@ fn bitcount(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         if first > last {
             return Ok(Frame::Integer(0));
         }
-        Ok(Frame::Integer(count_bits(bytes, first as u64, last as u64) as i64))
+        Ok(Frame::Integer(
+            count_bits(bytes, first as u64, last as u64) as i64
+        ))
     })
 }
 
@@ -201,7 +203,10 @@ fn bitop(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         }
     }
     let clock = l.access_clock();
-    l.insert(db, Entry::new_string(&a[2], NewString::Raw(out), None, clock))?;
+    l.insert(
+        db,
+        Entry::new_string(&a[2], NewString::Raw(out), None, clock),
+    )?;
     Ok(Frame::Integer(max_len as i64))
 }
 
@@ -320,7 +325,10 @@ fn setbit(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     let mut buf = vec![0u8; byte + 1];
     set_bits(&mut buf, offset, 1, on as u64);
     let clock = l.access_clock();
-    l.insert(db, Entry::new_string(&a[1], NewString::Raw(buf), None, clock))?;
+    l.insert(
+        db,
+        Entry::new_string(&a[1], NewString::Raw(buf), None, clock),
+    )?;
     Ok(Frame::Integer(0))
 }
 
@@ -390,7 +398,9 @@ fn bit_offset(arg: &[u8], hash_bits: Option<u32>, max_string: u64) -> Result<u64
         _ => (arg, 1),
     };
     // Redis multiplies in C without checking, so an overflowing `#N` wraps as it does there.
-    let offset = args::parse_i64(digits).ok_or_else(err)?.wrapping_mul(factor);
+    let offset = args::parse_i64(digits)
+        .ok_or_else(err)?
+        .wrapping_mul(factor);
     if offset < 0 || (offset as u64 >> 3) >= max_string {
         return Err(err());
     }
@@ -648,7 +658,10 @@ fn bitfield_generic(cx: &mut Cx<'_>, a: &[Bytes], read_only: bool) -> CmdResult 
     let mut buf = vec![0u8; min_len];
     run_fields(&mut buf, &fields, &mut replies);
     let clock = l.access_clock();
-    l.insert(db, Entry::new_string(&a[1], NewString::Raw(buf), None, clock))?;
+    l.insert(
+        db,
+        Entry::new_string(&a[1], NewString::Raw(buf), None, clock),
+    )?;
     Ok(Frame::Array(replies))
 }
 
@@ -670,7 +683,11 @@ fn run_fields(buf: &mut [u8], fields: &[Field], replies: &mut Vec<Frame>) {
                 let old = get_signed(buf, f.offset, f.bits);
                 let (new, overflowed, reply) = if f.op == FieldOp::IncrBy {
                     let (ov, wrapped) = signed_overflow(old, f.value, f.bits, f.overflow);
-                    let new = if ov { wrapped } else { old.wrapping_add(f.value) };
+                    let new = if ov {
+                        wrapped
+                    } else {
+                        old.wrapping_add(f.value)
+                    };
                     (new, ov, new)
                 } else {
                     let (ov, wrapped) = signed_overflow(f.value, 0, f.bits, f.overflow);
@@ -797,6 +814,9 @@ mod tests {
         assert_eq!(unsigned_overflow(250, 10, 8, Overflow::Sat), (true, 255));
         assert_eq!(signed_overflow(120, 10, 8, Overflow::Wrap), (true, -126));
         assert_eq!(signed_overflow(-120, -10, 8, Overflow::Sat), (true, -128));
-        assert_eq!(signed_overflow(i64::MAX, 1, 64, Overflow::Sat), (true, i64::MAX));
+        assert_eq!(
+            signed_overflow(i64::MAX, 1, 64, Overflow::Sat),
+            (true, i64::MAX)
+        );
     }
 }

@@ -44,6 +44,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
 // > PFADD hll a
 // (integer) 0
 fn pfadd(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    let sparse_max = cx.server.limits().types.hll_sparse_max_bytes;
     let db = cx.dbi();
     let l = cx.db()?;
     let elements = &a[2..];
@@ -63,7 +64,7 @@ fn pfadd(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         e.get_mut().edit_bytes(0, |h| {
             let mut updated = false;
             for el in elements {
-                match hll::add(h, el, hll::SPARSE_MAX_BYTES) {
+                match hll::add(h, el, sparse_max) {
                     Ok(changed) => updated |= changed,
                     // Registers already raised stay raised, as in Redis.
                     Err(c) => {
@@ -84,7 +85,7 @@ fn pfadd(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     }
     let mut h = hll::new_sparse();
     for el in elements {
-        hll::add(&mut h, el, hll::SPARSE_MAX_BYTES).map_err(|_| corrupt())?;
+        hll::add(&mut h, el, sparse_max).map_err(|_| corrupt())?;
     }
     // Creating the key counts as an update, so even `PFADD key` marks the cache stale.
     hll::invalidate(&mut h);
@@ -140,6 +141,7 @@ fn pfcount(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
 // > PFCOUNT c
 // (integer) 3
 fn pfmerge(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    let sparse_max = cx.server.limits().types.hll_sparse_max_bytes;
     let db = cx.dbi();
     let l = cx.db()?;
     // The destination is merged too: it is the first of the keys read.
@@ -160,7 +162,7 @@ fn pfmerge(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         for (index, &count) in max.iter().enumerate() {
             if count != 0 {
                 // The destination was validated while merging, so this cannot fail.
-                let _ = hll::set(h, index, count, hll::SPARSE_MAX_BYTES);
+                let _ = hll::set(h, index, count, sparse_max);
             }
         }
         hll::invalidate(h);

@@ -27,8 +27,6 @@ pub const HDR: usize = 16;
 pub const REGISTERS: usize = 1 << 14;
 /// Size of a dense HyperLogLog, header included.
 pub const DENSE_SIZE: usize = HDR + REGISTERS * 6 / 8;
-/// Redis's default `hll-sparse-max-bytes`.
-pub const SPARSE_MAX_BYTES: usize = 3000;
 
 const P: u32 = 14;
 const Q: u32 = 64 - P;
@@ -289,7 +287,12 @@ pub fn register(h: &[u8], index: usize) -> Result<u8, Corrupt> {
 }
 
 /// Redis's `hllSparseSet`.
-fn sparse_set(h: &mut Vec<u8>, index: usize, count: u8, sparse_max: usize) -> Result<bool, Corrupt> {
+fn sparse_set(
+    h: &mut Vec<u8>,
+    index: usize,
+    count: u8,
+    sparse_max: usize,
+) -> Result<bool, Corrupt> {
     if count > VAL_MAX_VALUE {
         return promote(h, index, count);
     }
@@ -558,7 +561,7 @@ mod tests {
     fn promotes_past_the_sparse_limit() {
         let mut h = new_sparse();
         for i in 0..5000 {
-            add(&mut h, format!("{i}").as_bytes(), SPARSE_MAX_BYTES).unwrap();
+            add(&mut h, format!("{i}").as_bytes(), 3000).unwrap();
         }
         assert!(is_dense(&h));
         assert_eq!(h.len(), DENSE_SIZE);

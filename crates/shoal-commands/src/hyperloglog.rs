@@ -10,6 +10,7 @@ use bytes::Bytes;
 use shoal_resp::Frame;
 use shoal_storage::{Entry, NewString, StrRef};
 
+use crate::args::{self, is};
 use crate::cx::Cx;
 use crate::error::{CmdResult, CommandError};
 use crate::spec::{CommandSpec, Flags, Group, KeyAccess, Keys};
@@ -35,6 +36,15 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .keys(Keys::Range { first: 1, last: -1, step: 1 }, KeyAccess::ReadWrite)
         .complexity("O(N) to merge N HyperLogLogs, but with high constant times.")
         .doc("Merge N different HyperLogLogs into a single one.", "2.8.9"),
+    pf("pfdebug", 3, pfdebug)
+        .flags(Flags::WRITE.with(Flags::DENYOOM).with(Flags::ADMIN))
+        .keys(Keys::Range { first: 2, last: 2, step: 1 }, KeyAccess::ReadWrite)
+        .complexity("N/A")
+        .doc("Internal commands for debugging HyperLogLog values", "2.8.9"),
+    pf("pfselftest", 1, pfselftest)
+        .flags(Flags::ADMIN)
+        .complexity("N/A")
+        .doc("An internal command for testing HyperLogLog values", "2.8.9"),
 ];
 
 // Command: PFADD key [element ...]
@@ -179,6 +189,68 @@ fn pfmerge(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     let clock = l.access_clock();
     l.insert(db, Entry::new_string(&a[1], NewString::Raw(h), None, clock))?;
     Ok(Frame::ok())
+}
+
+// Command: PFDEBUG GETREG|DECODE|ENCODING|TODENSE key
+//
+// > PFADD hll a
+// (integer) 1
+// > PFDEBUG ENCODING hll
+// sparse
+// > PFDEBUG DECODE hll
+// "Z:5798 v:1,1 Z:10585"
+fn pfdebug(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    let db = cx.dbi();
+    let l = cx.db()?;
+    let Some(mut e) = l.write(db, &a[2])? else {
+        return Err(CommandError::err("The specified key does not exist"));
+    };
+    let bytes = hll_bytes(e.get().as_str())?;
+    let sub = &a[1];
+    if is(sub, "GETREG") || is(sub, "TODENSE") {
+        let was_sparse = !hll::is_dense(bytes);
+        if was_sparse {
+            let mut dense = bytes.to_vec();
+            hll::to_dense(&mut dense).map_err(|_| corrupt())?;
+            e.get_mut().edit_bytes(0, |h| *h = dense);
+        }
+        if is(sub, "TODENSE") {
+            return Ok(Frame::Integer(was_sparse as i64));
+        }
+        let regs = hll_bytes(e.get().as_str()).map(hll::registers)?;
+        return Ok(Frame::Array(
+            regs.into_iter().map(|r| Frame::Integer(r as i64)).collect(),
+        ));
+    }
+    if is(sub, "DECODE") {
+        return match hll::decode(bytes) {
+            Some(text) => Ok(Frame::Bulk(Bytes::from(text))),
+            None => Err(CommandError::err("HLL encoding is not sparse")),
+        };
+    }
+    if is(sub, "ENCODING") {
+        let name = if hll::is_dense(bytes) {
+            "dense"
+        } else {
+            "sparse"
+        };
+        return Ok(Frame::Simple(Bytes::from_static(name.as_bytes())));
+    }
+    Err(CommandError::err(format!(
+        "Unknown PFDEBUG subcommand '{}'",
+        args::text(sub)
+    )))
+}
+
+// Command: PFSELFTEST
+//
+// > PFSELFTEST
+// OK
+fn pfselftest(_cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    match hll::self_test() {
+        Ok(()) => Ok(Frame::ok()),
+        Err(failure) => Err(CommandError::Other(failure)),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -338,6 +338,16 @@ pub const PARAMS: &[Param] = &[
         "Most entries in one stream node before a new node starts (0 = no limit).",
     ),
     p(
+        "hll-sparse-max-bytes",
+        Kind::Memory {
+            min: 0,
+            max: i64::MAX as u64,
+        },
+        "3000",
+        true,
+        "Largest sparse HyperLogLog in bytes (header included) before it turns dense.",
+    ),
+    p(
         "lcs-max-table-bytes",
         Kind::Memory {
             min: 1024,

@@ -246,6 +246,7 @@ impl Shared {
             list_compress_depth: cfg.int("list-compress-depth") as usize,
             stream_node_max_bytes: cfg.bytes("stream-node-max-bytes") as usize,
             stream_node_max_entries: cfg.int("stream-node-max-entries") as usize,
+            hll_sparse_max_bytes: cfg.bytes("hll-sparse-max-bytes") as usize,
         };
         let ev = &self.ks.eviction;
         ev.set_maxmemory(cfg.bytes("maxmemory"));

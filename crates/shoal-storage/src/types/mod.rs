@@ -29,6 +29,9 @@ pub struct TypeLimits {
     pub list_compress_depth: usize,
     pub stream_node_max_bytes: usize,
     pub stream_node_max_entries: usize,
+    /// Largest sparse HyperLogLog, header included, before it turns dense (Redis's
+    /// `hll-sparse-max-bytes`).
+    pub hll_sparse_max_bytes: usize,
 }
 
 impl Default for TypeLimits {
@@ -46,6 +49,7 @@ impl Default for TypeLimits {
             list_compress_depth: 0,
             stream_node_max_bytes: 4096,
             stream_node_max_entries: 100,
+            hll_sparse_max_bytes: 3000,
         }
     }
 }

@@ -734,11 +734,12 @@ fn blocking_move(
 ) -> CmdResult {
     match move_element(cx, source, destination, from, to)? {
         Some(reply) => Ok(reply),
+        // Redis 7.0 times every list command out with a null array, moves included.
         None => Ok(block(
             cx,
             std::slice::from_ref(source),
             deadline,
-            Frame::Null,
+            Frame::NullArray,
         )),
     }
 }

@@ -81,44 +81,62 @@ fn served_by(addr: SocketAddr, command: &[&str], write: &[&[&str]]) -> (Frame, R
     (reply, admin)
 }
 
+/// A blocking command, its reply once `RPUSH src a b c` serves it, and the lists left behind.
+struct Served {
+    command: &'static [&'static str],
+    reply: Frame,
+    src: &'static [&'static str],
+    dst: &'static [&'static str],
+}
+
 #[test]
 fn each_blocking_command_is_served_with_its_own_reply() {
     let push: &[&[&str]] = &[&["RPUSH", "src", "a", "b", "c"]];
-    let cases: [(&[&str], Frame, &[&str], &[&str]); 6] = [
-        (&["BLPOP", "src", "0"], pair("src", "a"), &["b", "c"], &[]),
-        (&["BRPOP", "src", "0"], pair("src", "c"), &["a", "b"], &[]),
-        (
-            &["BLMOVE", "src", "dst", "RIGHT", "LEFT", "0"],
-            bulk("c"),
-            &["a", "b"],
-            &["c"],
-        ),
-        (
-            &["BRPOPLPUSH", "src", "dst", "0"],
-            bulk("c"),
-            &["a", "b"],
-            &["c"],
-        ),
-        (
-            &["BLMPOP", "0", "2", "nothing", "src", "LEFT", "COUNT", "2"],
-            Frame::Array(vec![bulk("src"), array(&["a", "b"])]),
-            &["c"],
-            &[],
-        ),
-        (
-            &["BLMPOP", "0", "1", "src", "RIGHT", "COUNT", "10"],
-            Frame::Array(vec![bulk("src"), array(&["c", "b", "a"])]),
-            &[],
-            &[],
-        ),
+    let cases = [
+        Served {
+            command: &["BLPOP", "src", "0"],
+            reply: pair("src", "a"),
+            src: &["b", "c"],
+            dst: &[],
+        },
+        Served {
+            command: &["BRPOP", "src", "0"],
+            reply: pair("src", "c"),
+            src: &["a", "b"],
+            dst: &[],
+        },
+        Served {
+            command: &["BLMOVE", "src", "dst", "RIGHT", "LEFT", "0"],
+            reply: bulk("c"),
+            src: &["a", "b"],
+            dst: &["c"],
+        },
+        Served {
+            command: &["BRPOPLPUSH", "src", "dst", "0"],
+            reply: bulk("c"),
+            src: &["a", "b"],
+            dst: &["c"],
+        },
+        Served {
+            command: &["BLMPOP", "0", "2", "nothing", "src", "LEFT", "COUNT", "2"],
+            reply: Frame::Array(vec![bulk("src"), array(&["a", "b"])]),
+            src: &["c"],
+            dst: &[],
+        },
+        Served {
+            command: &["BLMPOP", "0", "1", "src", "RIGHT", "COUNT", "10"],
+            reply: Frame::Array(vec![bulk("src"), array(&["c", "b", "a"])]),
+            src: &[],
+            dst: &[],
+        },
     ];
     for server in servers() {
-        for (command, expected, src, dst) in &cases {
-            let (reply, mut admin) = served_by(server.addr(), command, push);
+        for case in &cases {
+            let (reply, mut admin) = served_by(server.addr(), case.command, push);
             let kind = server.kind();
-            assert_eq!(&reply, expected, "{kind:?}: {command:?}");
-            assert_eq!(admin.call(&["LRANGE", "src", "0", "-1"]), array(src));
-            assert_eq!(admin.call(&["LRANGE", "dst", "0", "-1"]), array(dst));
+            assert_eq!(reply, case.reply, "{kind:?}: {:?}", case.command);
+            assert_eq!(admin.call(&["LRANGE", "src", "0", "-1"]), array(case.src));
+            assert_eq!(admin.call(&["LRANGE", "dst", "0", "-1"]), array(case.dst));
             admin.call(&["FLUSHALL"]);
         }
     }

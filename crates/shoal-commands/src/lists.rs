@@ -730,11 +730,14 @@ fn blocking_move(
 ) -> CmdResult {
     match move_element(cx, source, destination, from, to)? {
         Some(reply) => Ok(reply),
+        // Where nothing may block (MULTI, scripts) Redis answers a move with a null bulk, but
+        // times a blocked one out with a null array, as every list command.
+        None if cx.client.no_block => Ok(Frame::Null),
         None => Ok(block(
             cx,
             std::slice::from_ref(source),
             deadline,
-            Frame::Null,
+            Frame::NullArray,
         )),
     }
 }
@@ -865,4 +868,165 @@ fn clamp_range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
         return None;
     }
     Some((start as usize, stop.min(len - 1) as usize))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The blocking hand-off, in process: what a blocking command asks the connection for when
+    //! it has nothing to serve. The waiting itself is tested end to end in the server crate.
+
+    use bytes::Bytes;
+    use shoal_resp::Frame;
+    use shoal_storage::{Garbage, Keyspace, TypeLimits};
+
+    use crate::cx::{Action, BlockSpec, ClientFilter, ClientState, CommandLimits, ServerOps};
+    use crate::dispatch::Engine;
+    use crate::error::CommandError;
+    use crate::table::CommandTable;
+
+    /// A server stand-in: only the limits matter to list commands.
+    struct Limits;
+
+    impl ServerOps for Limits {
+        fn requirepass(&self) -> Option<String> {
+            None
+        }
+        fn config_get(&self, _: &[Bytes]) -> Vec<(String, String)> {
+            Vec::new()
+        }
+        fn config_set(&self, _: &[(Bytes, Bytes)]) -> Result<(), CommandError> {
+            Ok(())
+        }
+        fn config_rewrite(&self) -> Result<(), CommandError> {
+            Ok(())
+        }
+        fn reset_stats(&self) {}
+        fn info(&self, _: &[String]) -> String {
+            String::new()
+        }
+        fn update_client(&self, _: &ClientState) {}
+        fn client_list(&self, _: &ClientFilter, _: u64) -> String {
+            String::new()
+        }
+        fn client_kill(&self, _: &ClientFilter, _: u64) -> usize {
+            0
+        }
+        fn client_pause(&self, _: u64, _: bool) {}
+        fn client_unpause(&self) {}
+        fn memory_stats(&self) -> Vec<(String, Frame)> {
+            Vec::new()
+        }
+        fn malloc_stats(&self) -> String {
+            String::new()
+        }
+        fn free(&self, garbage: Garbage, _: bool) {
+            drop(garbage);
+        }
+        fn limits(&self) -> CommandLimits {
+            CommandLimits {
+                max_string: 512 << 20,
+                lcs_table: 1 << 30,
+                types: TypeLimits::default(),
+            }
+        }
+        fn lazy_user_flush(&self) -> bool {
+            false
+        }
+    }
+
+    const NOW_MS: u64 = 1_700_000_000_000;
+
+    /// Runs one command and returns its reply and the action it asked for.
+    fn run(ks: &Keyspace, client: &mut ClientState, line: &str) -> (Frame, Option<Action>) {
+        let table = CommandTable::new();
+        let engine = Engine {
+            table: &table,
+            ks,
+            server: &Limits,
+        };
+        let args: Vec<Bytes> = line
+            .split_whitespace()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
+        let ex = engine.execute(client, &args, NOW_MS * 1000);
+        (ex.reply, client.action.take())
+    }
+
+    fn block(keys: &[(usize, &str)], deadline: Option<u64>, timeout_reply: Frame) -> Action {
+        Action::Block(BlockSpec {
+            keys: keys
+                .iter()
+                .map(|(db, k)| (*db, Bytes::copy_from_slice(k.as_bytes())))
+                .collect(),
+            deadline,
+            timeout_reply,
+            args: None,
+        })
+    }
+
+    #[test]
+    fn blocking_commands_ask_to_wait_on_their_keys_in_the_selected_database() {
+        let ks = Keyspace::new(16, 64, 7);
+        let mut client = ClientState::new(1, true);
+        run(&ks, &mut client, "SELECT 3");
+        let cases = [
+            (
+                "BLPOP a b 1.5",
+                block(&[(3, "a"), (3, "b")], Some(NOW_MS + 1500), Frame::NullArray),
+            ),
+            ("BRPOP a 0", block(&[(3, "a")], None, Frame::NullArray)),
+            (
+                "BLMPOP 0.001 2 a b LEFT COUNT 2",
+                block(&[(3, "a"), (3, "b")], Some(NOW_MS + 1), Frame::NullArray),
+            ),
+            (
+                "BLMOVE src dst LEFT RIGHT 2",
+                block(&[(3, "src")], Some(NOW_MS + 2000), Frame::NullArray),
+            ),
+            (
+                "BRPOPLPUSH src dst 0",
+                block(&[(3, "src")], None, Frame::NullArray),
+            ),
+        ];
+        for (line, want) in cases {
+            let (_, action) = run(&ks, &mut client, line);
+            assert_eq!(action, Some(want), "{line}");
+        }
+        // Something to serve: no waiting.
+        run(&ks, &mut client, "RPUSH b x");
+        let (reply, action) = run(&ks, &mut client, "BLPOP a b 0");
+        assert_eq!(action, None);
+        assert_eq!(
+            reply,
+            Frame::Array(vec![Frame::Bulk("b".into()), Frame::Bulk("x".into())])
+        );
+    }
+
+    #[test]
+    fn where_nothing_may_block_the_commands_answer_at_once() {
+        let ks = Keyspace::new(16, 64, 7);
+        let mut client = ClientState::new(1, true);
+        client.no_block = true;
+        for (line, want) in [
+            ("BLPOP a 0", Frame::NullArray),
+            ("BLMPOP 0 1 a RIGHT", Frame::NullArray),
+            // Redis answers a move that may not block with a null bulk.
+            ("BLMOVE a b LEFT LEFT 0", Frame::Null),
+            ("BRPOPLPUSH a b 0", Frame::Null),
+        ] {
+            assert_eq!(run(&ks, &mut client, line), (want, None), "{line}");
+        }
+    }
+
+    #[test]
+    fn expired_lists_are_missing() {
+        let ks = Keyspace::new(16, 64, 7);
+        let mut client = ClientState::new(1, true);
+        run(&ks, &mut client, "RPUSH l a b");
+        run(&ks, &mut client, "PEXPIREAT l 1");
+        assert_eq!(run(&ks, &mut client, "LLEN l").0, Frame::Integer(0));
+        assert_eq!(run(&ks, &mut client, "LPUSHX l a").0, Frame::Integer(0));
+        let (_, action) = run(&ks, &mut client, "BLPOP l 0");
+        assert_eq!(action, Some(block(&[(0, "l")], None, Frame::NullArray)));
+    }
 }

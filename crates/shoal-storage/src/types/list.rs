@@ -498,6 +498,11 @@ impl List {
         node.push_back(value);
         self.node_mem += node.mem_usage();
         self.len += 1;
+        if self.nodes.capacity() == 0 {
+            // Most lists are short and stay in one node: a ring of one slot instead of the
+            // default four saves 96 bytes per list.
+            self.nodes.reserve_exact(1);
+        }
         self.nodes.insert(at.min(self.nodes.len()), node);
     }
 

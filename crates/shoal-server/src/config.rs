@@ -263,7 +263,7 @@ pub const PARAMS: &[Param] = &[
     p(
         "hash-max-listpack-entries",
         Kind::Int { min: 0, max: i64::MAX },
-        "128",
+        "512",
         true,
         "Hashes with at most this many fields use the compact listpack encoding.",
     ),
@@ -276,10 +276,13 @@ pub const PARAMS: &[Param] = &[
     ),
     p(
         "list-max-listpack-size",
-        Kind::Int { min: -5, max: MAX_I32 },
+        Kind::Int {
+            min: i32::MIN as i64,
+            max: MAX_I32,
+        },
         "-2",
         true,
-        "List node size: positive = elements per node, -1..-5 = 4, 8, 16, 32, 64 KiB per node.",
+        "List node size: positive = elements per node, -1..-5 = 4, 8, 16, 32, 64 KiB per node (below -5 = 64 KiB).",
     ),
     p(
         "list-compress-depth",
@@ -294,20 +297,6 @@ pub const PARAMS: &[Param] = &[
         "512",
         true,
         "Sets of integers only with at most this many members use the intset encoding.",
-    ),
-    p(
-        "set-max-listpack-entries",
-        Kind::Int { min: 0, max: i64::MAX },
-        "128",
-        true,
-        "Other sets with at most this many members use the listpack encoding.",
-    ),
-    p(
-        "set-max-listpack-value",
-        Kind::Memory { min: 0, max: i64::MAX as u64 },
-        "64",
-        true,
-        "Sets whose members are all at most this long use the listpack encoding.",
     ),
     p(
         "zset-max-listpack-entries",

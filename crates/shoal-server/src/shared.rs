@@ -238,8 +238,6 @@ impl Shared {
             hash_max_listpack_entries: cfg.int("hash-max-listpack-entries") as usize,
             hash_max_listpack_value: cfg.bytes("hash-max-listpack-value") as usize,
             set_max_intset_entries: cfg.int("set-max-intset-entries") as usize,
-            set_max_listpack_entries: cfg.int("set-max-listpack-entries") as usize,
-            set_max_listpack_value: cfg.bytes("set-max-listpack-value") as usize,
             zset_max_listpack_entries: cfg.int("zset-max-listpack-entries") as usize,
             zset_max_listpack_value: cfg.bytes("zset-max-listpack-value") as usize,
             list_max_listpack_size: cfg.int("list-max-listpack-size"),

@@ -19,8 +19,6 @@ pub struct TypeLimits {
     pub hash_max_listpack_entries: usize,
     pub hash_max_listpack_value: usize,
     pub set_max_intset_entries: usize,
-    pub set_max_listpack_entries: usize,
-    pub set_max_listpack_value: usize,
     pub zset_max_listpack_entries: usize,
     pub zset_max_listpack_value: usize,
     /// Positive: at most this many elements per list node; negative -1..-5: at most 4, 8, 16,
@@ -35,14 +33,13 @@ pub struct TypeLimits {
 }
 
 impl Default for TypeLimits {
-    /// Redis 7's defaults.
+    /// Redis 7.0's compiled-in defaults (which are what `CONFIG GET` shows without a config
+    /// file; redis.conf's own comments give 128 for hashes).
     fn default() -> TypeLimits {
         TypeLimits {
-            hash_max_listpack_entries: 128,
+            hash_max_listpack_entries: 512,
             hash_max_listpack_value: 64,
             set_max_intset_entries: 512,
-            set_max_listpack_entries: 128,
-            set_max_listpack_value: 64,
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,

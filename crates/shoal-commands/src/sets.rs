@@ -521,7 +521,7 @@ fn sscan(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
             }
             count = usize::try_from(n).unwrap_or(usize::MAX);
         } else if is(&a[i], "MATCH") && more {
-            pattern = Some(a[i + 1].as_ref()).filter(|p| p.as_ref() != b"*");
+            pattern = Some(a[i + 1].as_ref()).filter(|p| *p != b"*");
         } else {
             return Err(CommandError::Syntax);
         }

@@ -20,8 +20,8 @@ fn candidate() -> ServerKind {
 fn start(kind: ServerKind) -> (ServerProcess, RawClient) {
     let name = kind.name();
     let server = ServerProcess::start(kind, &[]).unwrap_or_else(|e| panic!("start {name}: {e}"));
-    let client = RawClient::connect_with_timeout(server.addr(), Duration::from_secs(60))
-        .expect("connect");
+    let client =
+        RawClient::connect_with_timeout(server.addr(), Duration::from_secs(60)).expect("connect");
     (server, client)
 }
 
@@ -102,13 +102,19 @@ fn sscan_over_a_big_set_returns_every_member() {
     let (_server, mut client) = start(candidate());
     let all = words("member:", 0..30_000);
     sadd_all(&mut client, "big", &all);
-    assert_eq!(client.call(&["OBJECT", "ENCODING", "big"]), Frame::bulk("hashtable"));
+    assert_eq!(
+        client.call(&["OBJECT", "ENCODING", "big"]),
+        Frame::bulk("hashtable")
+    );
 
     let (seen, calls) = sscan_all(&mut client, "big", &["COUNT", "100"], |_, _| {});
     let unique: HashSet<&String> = seen.iter().collect();
     assert_eq!(unique.len(), all.len(), "every member, once each");
     assert!(seen.len() < all.len() * 11 / 10, "{} returned", seen.len());
-    assert!(calls >= 200, "COUNT 100 is roughly respected: {calls} calls");
+    assert!(
+        calls >= 200,
+        "COUNT 100 is roughly respected: {calls} calls"
+    );
 
     // Members added and removed during the iteration may or may not be returned; those present
     // throughout must be.
@@ -125,7 +131,12 @@ fn sscan_over_a_big_set_returns_every_member() {
     });
     let seen: HashSet<String> = seen.into_iter().collect();
     let missing: Vec<&String> = all.iter().filter(|m| !seen.contains(*m)).collect();
-    assert!(missing.is_empty(), "{} members missed, e.g. {:?}", missing.len(), missing.first());
+    assert!(
+        missing.is_empty(),
+        "{} members missed, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
 
     // MATCH filters after the cursor moves, so a full iteration finds exactly the matches.
     let (seen, _) = sscan_all(&mut client, "big", &["MATCH", "member:1234*"], |_, _| {});
@@ -149,7 +160,11 @@ fn set_algebra_over_big_sets_is_exact() {
     sadd_all(&mut client, "all", &all);
     sadd_all(&mut client, "evens", &evens);
     sadd_all(&mut client, "threes", &threes);
-    sadd_all(&mut client, "small", &["6".into(), "7".into(), "12".into(), "x".into()]);
+    sadd_all(
+        &mut client,
+        "small",
+        &["6".into(), "7".into(), "12".into(), "x".into()],
+    );
 
     let sixes: BTreeSet<String> = (0..N).step_by(6).map(|i| i.to_string()).collect();
     let got: BTreeSet<String> = members(client.call(&["SINTER", "all", "evens", "threes"]))
@@ -157,7 +172,10 @@ fn set_algebra_over_big_sets_is_exact() {
         .collect();
     assert_eq!(got, sixes);
     let got = members(client.call(&["SINTER", "threes", "small", "all", "evens"]));
-    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), ["12", "6"].map(String::from).into());
+    assert_eq!(
+        got.into_iter().collect::<BTreeSet<_>>(),
+        ["12", "6"].map(String::from).into()
+    );
     assert_eq!(
         int(client.call(&["SINTERCARD", "3", "all", "evens", "threes"])),
         sixes.len() as i64
@@ -170,7 +188,10 @@ fn set_algebra_over_big_sets_is_exact() {
         int(client.call(&["SINTERSTORE", "six", "threes", "evens"])),
         sixes.len() as i64
     );
-    assert_eq!(client.call(&["OBJECT", "ENCODING", "six"]), Frame::bulk("hashtable"));
+    assert_eq!(
+        client.call(&["OBJECT", "ENCODING", "six"]),
+        Frame::bulk("hashtable")
+    );
 
     // Odd numbers that are not multiples of three.
     let want: BTreeSet<String> = (0..N)
@@ -193,7 +214,10 @@ fn set_algebra_over_big_sets_is_exact() {
         int(client.call(&["SUNIONSTORE", "u", "evens", "threes", "small"])),
         (N / 2 + N / 3 - N / 6 + 2) as i64
     );
-    assert_eq!(int(client.call(&["SCARD", "u"])), (N / 2 + N / 3 - N / 6 + 2) as i64);
+    assert_eq!(
+        int(client.call(&["SCARD", "u"])),
+        (N / 2 + N / 3 - N / 6 + 2) as i64
+    );
     assert_eq!(
         members(client.call(&["SUNION", "evens", "all"])).len(),
         N,
@@ -205,23 +229,41 @@ fn set_algebra_over_big_sets_is_exact() {
 fn random_members_keep_their_promises() {
     let (_server, mut client) = start(candidate());
     client.call(&["SADD", "one", "only"]);
-    assert_eq!(members(client.call(&["SRANDMEMBER", "one", "-5"])), vec!["only"; 5]);
+    assert_eq!(
+        members(client.call(&["SRANDMEMBER", "one", "-5"])),
+        vec!["only"; 5]
+    );
 
     let all = words("r", 0..1000);
     sadd_all(&mut client, "r", &all);
     for count in ["5", "400", "900", "999"] {
         let got = members(client.call(&["SRANDMEMBER", "r", count]));
         let unique: HashSet<&String> = got.iter().collect();
-        assert_eq!(got.len(), count.parse::<usize>().unwrap_or(0), "SRANDMEMBER r {count}");
-        assert_eq!(unique.len(), got.len(), "SRANDMEMBER r {count} repeats a member");
+        assert_eq!(
+            got.len(),
+            count.parse::<usize>().unwrap_or(0),
+            "SRANDMEMBER r {count}"
+        );
+        assert_eq!(
+            unique.len(),
+            got.len(),
+            "SRANDMEMBER r {count} repeats a member"
+        );
         assert!(got.iter().all(|m| all.contains(m)));
     }
-    assert_eq!(members(client.call(&["SRANDMEMBER", "r", "5000"])).len(), 1000);
+    assert_eq!(
+        members(client.call(&["SRANDMEMBER", "r", "5000"])).len(),
+        1000
+    );
     let sampled = members(client.call(&["SRANDMEMBER", "r", "-20000"]));
     assert_eq!(sampled.len(), 20_000);
     let distinct: HashSet<&String> = sampled.iter().collect();
     // 20,000 draws from 1,000 members miss any given member with probability e^-20.
-    assert_eq!(distinct.len(), 1000, "sampling with replacement reaches every member");
+    assert_eq!(
+        distinct.len(),
+        1000,
+        "sampling with replacement reaches every member"
+    );
 
     // SPOP: a few, then most of the rest (Redis's "keep the remainder" path), then everything.
     let mut popped: Vec<String> = members(client.call(&["SPOP", "r", "10"]));
@@ -254,8 +296,14 @@ fn srandmember_bounds_a_negative_count() {
         ))
     );
     let reply = client.call(&["SRANDMEMBER", "s", "-4194305"]);
-    assert!(matches!(reply, Frame::Error(_)), "one past the bound is refused");
-    assert_eq!(members(client.call(&["SRANDMEMBER", "s", "-100000"])).len(), 100_000);
+    assert!(
+        matches!(reply, Frame::Error(_)),
+        "one past the bound is refused"
+    );
+    assert_eq!(
+        members(client.call(&["SRANDMEMBER", "s", "-100000"])).len(),
+        100_000
+    );
 }
 
 fn used_memory(client: &mut RawClient) -> i64 {
@@ -281,14 +329,23 @@ fn memory_is_accounted_and_given_back() {
 
     client.call(&["SADD", "ints", "1", "2", "3"]);
     let small = int(client.call(&["MEMORY", "USAGE", "ints"]));
-    assert!(small > 0 && small < 200, "a three-integer intset: {small} bytes");
+    assert!(
+        small > 0 && small < 200,
+        "a three-integer intset: {small} bytes"
+    );
 
     let all = words("a-member-of-some-length:", 0..50_000);
     sadd_all(&mut client, "big", &all);
     let usage = int(client.call(&["MEMORY", "USAGE", "big", "SAMPLES", "0"]));
     let payload: i64 = all.iter().map(|m| m.len() as i64).sum();
-    assert!(usage > payload, "MEMORY USAGE {usage} below the members' {payload} bytes");
-    assert!(usage < payload * 4, "MEMORY USAGE {usage} for {payload} bytes of members");
+    assert!(
+        usage > payload,
+        "MEMORY USAGE {usage} below the members' {payload} bytes"
+    );
+    assert!(
+        usage < payload * 4,
+        "MEMORY USAGE {usage} for {payload} bytes of members"
+    );
     let loaded = used_memory(&mut client);
     assert!(
         loaded - baseline > usage / 2,

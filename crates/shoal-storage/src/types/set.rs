@@ -440,7 +440,9 @@ fn hash(member: &[u8]) -> u64 {
 /// [`hash`], which the SwissTable uses for its control bytes, so the shard gets a remix in
 /// which all bits depend on all of the original's.
 fn mix(h: u64) -> u64 {
-    (h ^ (h >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9).rotate_left(23)
+    (h ^ (h >> 29))
+        .wrapping_mul(0xBF58_476D_1CE4_E5B9)
+        .rotate_left(23)
 }
 
 fn shard_hash(member: &[u8]) -> u64 {
@@ -571,10 +573,7 @@ impl Table {
                 }
             }
         }
-        self.table_bytes = shards
-            .iter()
-            .map(|s| alloc_size(s.allocation_size()))
-            .sum();
+        self.table_bytes = shards.iter().map(|s| alloc_size(s.allocation_size())).sum();
         self.shards = shards;
         self.bits = bits;
     }

@@ -130,8 +130,8 @@ impl Set {
         }
     }
 
-    /// Adds a member another set yielded (see [`Set::insert`]). `Item::Bytes` must hold a
-    /// non-integer or come from a hash table, as set iterators guarantee.
+    /// Adds a member another set yielded (see [`Set::insert`]); integers from an intset go into
+    /// an intset without being formatted and parsed again.
     pub fn insert_item(&mut self, member: Item<'_>, max_intset: usize) -> bool {
         let n = match (&mut self.repr, member) {
             (Repr::Table(t), Item::Bytes(b)) => return t.insert(b),
@@ -267,14 +267,14 @@ impl<'a> Iterator for Iter<'a> {
 
 /// The decimal text of an integer, formatted on the stack (for probing hash tables with intset
 /// members).
-pub struct IntText {
+struct IntText {
     buf: [u8; 20],
     start: usize,
 }
 
 impl IntText {
     /// Formats `n` as Redis does.
-    pub fn new(n: i64) -> IntText {
+    fn new(n: i64) -> IntText {
         let mut buf = [0u8; 20];
         let mut pos = buf.len();
         let mut v = n.unsigned_abs();
@@ -294,7 +294,7 @@ impl IntText {
     }
 
     /// The text.
-    pub fn as_bytes(&self) -> &[u8] {
+    fn as_bytes(&self) -> &[u8] {
         &self.buf[self.start..]
     }
 }

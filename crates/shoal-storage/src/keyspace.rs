@@ -576,6 +576,25 @@ impl<'a> Locked<'a> {
         Ok(d.tables.get(p.index).and_then(|t| t.map.get_bucket(idx)))
     }
 
+    /// Looks a key up through a shared borrow, so a command can hold several keys' values at
+    /// once (`SINTER`, `SUNIONSTORE`): no expiry, no statistics, no access clock. An expired key
+    /// reads as absent; commands look their keys up with [`Locked::lookup`] first, which
+    /// deletes expired keys and counts hits.
+    pub fn get_live(&self, db: usize, key: &[u8]) -> Result<Option<&Entry>, NotLocked> {
+        let p = self.place(key);
+        let found = if self.all {
+            self.guards.get(p.stripe)
+        } else {
+            self.guards.iter().find(|(s, _)| *s == p.stripe)
+        };
+        let (_, stripe) = found.ok_or(NotLocked)?;
+        let d = stripe.dbs.get(db).ok_or(NotLocked)?;
+        Ok(d.tables
+            .get(p.index)
+            .and_then(|t| t.map.find(p.hash, |e| e.key() == key))
+            .filter(|e| !e.is_expired(self.now)))
+    }
+
     /// Looks a key up for modification. Changes made through the returned [`EntryMut`] go through
     /// the write path when it is dropped.
     pub fn write(&mut self, db: usize, key: &[u8]) -> Result<Option<EntryMut<'_>>, NotLocked> {

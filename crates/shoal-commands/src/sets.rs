@@ -70,7 +70,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     // only costs a stripe lock).
     set("sintercard", -3, sintercard)
         .flags(R)
-        .keys(Keys::Range { first: 2, last: -1, step: 1 }, KeyAccess::Read)
+        .keys(Keys::Counted { numkeys_at: 1, dest: false }, KeyAccess::Read)
         .doc("Returns the number of members of the intersect of multiple sets.", "7.0.0")
         .complexity("O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets."),
     set("sinterstore", -3, sinterstore)
@@ -98,7 +98,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .doc("Moves a member from one set to another.", "1.0.0"),
     set("spop", -2, spop)
         .flags(WF)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Pop)
         .doc("Returns one or more random members from a set after removing them. Deletes the set if the last member was popped.", "1.0.0")
         .complexity("Without the count argument O(1), otherwise O(N) where N is the value of the passed count."),
     set("srandmember", -2, srandmember)

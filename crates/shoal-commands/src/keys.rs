@@ -660,7 +660,7 @@ fn object_help(_cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
 
 /// Parses a cursor as C's `strtoul` does for Redis: an optional sign then digits; an empty string
 /// is 0 and a negative number wraps around; leading spaces, trailing bytes and overflow fail.
-fn parse_cursor(arg: &[u8]) -> Option<u64> {
+pub(crate) fn parse_cursor(arg: &[u8]) -> Option<u64> {
     let (neg, digits) = match arg.first() {
         Some(b'-') => (true, &arg[1..]),
         Some(b'+') => (false, &arg[1..]),

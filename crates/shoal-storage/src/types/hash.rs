@@ -203,7 +203,12 @@ impl Hash {
 
     /// One `HSCAN` step: calls `visit` for the pairs of the next buckets and returns the next
     /// cursor (0 when done). A pack is visited whole and answers 0, as Redis does for listpacks.
-    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(Item<'_>, Item<'_>)) -> u64 {
+    pub fn scan(
+        &self,
+        cursor: u64,
+        count: usize,
+        mut visit: impl FnMut(Item<'_>, Item<'_>),
+    ) -> u64 {
         match &self.repr {
             Repr::Pack(_) => {
                 for (f, v) in self.iter() {
@@ -494,7 +499,10 @@ impl Table {
         let mut visited = 0usize;
         let mut budget = count.max(1).saturating_mul(10);
         loop {
-            let mut node = self.buckets.get((v & mask) as usize).and_then(|b| b.as_deref());
+            let mut node = self
+                .buckets
+                .get((v & mask) as usize)
+                .and_then(|b| b.as_deref());
             while let Some(n) = node {
                 visit(n);
                 visited += 1;
@@ -712,7 +720,10 @@ mod tests {
             }
         }
         for i in 0..500 {
-            assert!(seen.contains(format!("keep{i}").as_bytes()), "keep{i} missed");
+            assert!(
+                seen.contains(format!("keep{i}").as_bytes()),
+                "keep{i} missed"
+            );
         }
     }
 

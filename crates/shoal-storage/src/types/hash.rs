@@ -279,6 +279,16 @@ impl Hash {
         self.ttl.as_ref()?.order.first().map(|(d, _)| *d)
     }
 
+    /// True when the hash has fields and every one of them is due at `now`: the key itself
+    /// is then as good as expired. O(1).
+    pub fn all_fields_due(&self, now: u64) -> bool {
+        self.ttl.as_ref().is_some_and(|t| {
+            !t.by_field.is_empty()
+                && t.by_field.len() == self.len()
+                && t.order.last().is_some_and(|(d, _)| *d <= now)
+        })
+    }
+
     /// Number of fields with an expiry time.
     pub fn volatile_len(&self) -> usize {
         self.ttl.as_ref().map_or(0, |t| t.by_field.len())

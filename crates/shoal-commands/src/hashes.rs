@@ -385,7 +385,7 @@ fn hmget(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
 
 // Command: HMSET key field value [field value ...]
 fn hmset(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
-    if a.len() % 2 == 1 {
+    if !a.len().is_multiple_of(2) {
         return Err(CommandError::WrongArity("hmset".into()));
     }
     set_pairs(cx, &a[1], &a[2..])?;
@@ -604,7 +604,7 @@ fn hscan(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
 // > HSET h a 3
 // (integer) 0
 fn hset(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
-    if a.len() % 2 == 1 {
+    if !a.len().is_multiple_of(2) {
         return Err(CommandError::WrongArity("hset".into()));
     }
     let created = set_pairs(cx, &a[1], &a[2..])?;
@@ -1068,7 +1068,7 @@ impl<'a> SetExOptions<'a> {
                     .filter(|n| (1..=i32::MAX as i64).contains(n))
                     .ok_or_else(|| CommandError::err("invalid number of fields"))?;
                 let remaining = a.len() - i - 2;
-                if remaining % 2 != 0 || n as usize != remaining / 2 {
+                if !remaining.is_multiple_of(2) || n as usize != remaining / 2 {
                     return Err(arity());
                 }
                 o.pairs = &a[i + 2..];

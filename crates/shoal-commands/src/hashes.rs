@@ -5,8 +5,11 @@
 //!
 //! Field expiry (Redis 7.4's `HEXPIRE` family and Redis 8's `HGETEX`/`HSETEX`/`HGETDEL`) is
 //! lazy: every command first removes the fields of its hash that are due at the command's
-//! `now` (deleting the key when none remain), so no reply ever shows an expired field. There is
-//! no background sweep of fields yet: a hash nobody touches keeps its expired fields in memory.
+//! `now` (deleting the key when none remain), so no reply ever shows an expired field. A hash
+//! whose every field is due also counts as expired at key lookup (`Entry::is_expired`), so
+//! `EXISTS`, `TYPE`, `SCAN` and `KEYS` agree. There is no background sweep of fields yet: a hash
+//! nobody touches keeps its expired fields in memory (and a hash without a key expiry is not
+//! sampled by the active expiry cycle even when all its fields are due).
 
 use std::cell::Cell;
 use std::hash::{BuildHasher, Hasher};

@@ -492,9 +492,17 @@ impl Entry {
         self.meta & VOLATILE != 0
     }
 
-    /// True when the key has an expiry at or before `now`.
+    /// True when the key has an expiry at or before `now`, or is a hash whose every field has
+    /// one (so lookups, `SCAN` and `DBSIZE`-style counts treat a hash whose last field expired
+    /// as gone, the way Redis's field expiry deletes it).
     pub fn is_expired(&self, now: u64) -> bool {
-        matches!(self.deadline(), Some(d) if d <= now)
+        match self.deadline() {
+            Some(d) if d <= now => true,
+            _ => {
+                self.encoding() == Encoding::Object
+                    && matches!(self.object(), Some(Object::Hash(h)) if h.all_fields_due(now))
+            }
+        }
     }
 
     /// Sets or clears the expiry. The block is rebuilt only when volatility changes; a heap

@@ -265,8 +265,7 @@ impl Pack {
     /// length).
     pub fn insert_at(&mut self, pos: usize, value: &[u8]) {
         let pos = pos.min(self.buf.len());
-        let enc = encode(value);
-        self.buf.splice(pos..pos, enc);
+        write_element(&mut self.buf, pos..pos, value);
         self.count += 1;
     }
 
@@ -275,7 +274,7 @@ impl Pack {
         let Some((_, end)) = self.element(pos) else {
             return;
         };
-        self.buf.splice(pos..end, encode(value));
+        write_element(&mut self.buf, pos..end, value);
     }
 
     /// Removes `count` elements starting at `pos`; returns the position now holding the element
@@ -362,17 +361,6 @@ fn backlen_len(body: usize) -> usize {
     n
 }
 
-/// Appends the back length of a `body`-byte element: most significant group first (leftmost),
-/// every byte but that one with the high bit set, so a reader going left from the end knows
-/// another group follows.
-fn push_backlen(out: &mut Vec<u8>, body: usize) {
-    let n = backlen_len(body);
-    for i in (0..n).rev() {
-        let group = ((body >> (7 * i)) & 0x7F) as u8;
-        out.push(if i + 1 == n { group } else { group | 0x80 });
-    }
-}
-
 struct IntEnc {
     bytes: [u8; 11],
     len: usize,
@@ -388,26 +376,55 @@ fn encode_int(n: i64) -> IntEnc {
     IntEnc { bytes, len: 2 + w }
 }
 
-fn encode(value: &[u8]) -> Vec<u8> {
+/// Writes `value` as one element in place of `range` of `buf`, without building it in a
+/// temporary buffer first (every push of a small collection comes through here).
+fn write_element(buf: &mut Vec<u8>, range: std::ops::Range<usize>, value: &[u8]) {
     if let Some(n) = parse_canonical_i64(value) {
         let enc = encode_int(n);
-        return enc.bytes[..enc.len].to_vec();
+        buf.splice(range, enc.bytes[..enc.len].iter().copied());
+        return;
     }
     let len = value.len();
-    let mut out = Vec::with_capacity(len + 8);
-    if len <= 0x7F {
-        out.push(len as u8);
+    let mut head = [0u8; 5];
+    let head_len = if len <= 0x7F {
+        head[0] = len as u8;
+        1
     } else if len <= 0x3FFF {
-        out.push(0x80 | (len >> 8) as u8);
-        out.push((len & 0xFF) as u8);
+        head[0] = 0x80 | (len >> 8) as u8;
+        head[1] = (len & 0xFF) as u8;
+        2
     } else {
-        out.push(0xC0);
-        out.extend_from_slice(&(len as u32).to_le_bytes());
+        head[0] = 0xC0;
+        head[1..5].copy_from_slice(&(len as u32).to_le_bytes());
+        5
+    };
+    let body = head_len + len;
+    // The back length goes most significant group first (leftmost), every byte but that one
+    // with the high bit set, so a reader going left from the end knows another group follows.
+    let mut back = [0u8; 5];
+    let back_len = backlen_len(body);
+    for (k, i) in (0..back_len).rev().enumerate() {
+        let group = ((body >> (7 * i)) & 0x7F) as u8;
+        back[k] = if i + 1 == back_len {
+            group
+        } else {
+            group | 0x80
+        };
     }
-    out.extend_from_slice(value);
-    let body = out.len();
-    push_backlen(&mut out, body);
-    out
+    if range.start == buf.len() {
+        // Appending: three copies, no shifting.
+        buf.reserve(body + back_len);
+        buf.extend_from_slice(&head[..head_len]);
+        buf.extend_from_slice(value);
+        buf.extend_from_slice(&back[..back_len]);
+    } else {
+        let bytes = head[..head_len]
+            .iter()
+            .chain(value)
+            .chain(&back[..back_len])
+            .copied();
+        buf.splice(range, bytes);
+    }
 }
 
 #[cfg(test)]

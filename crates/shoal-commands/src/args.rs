@@ -99,7 +99,7 @@ impl<'a> Args<'a> {
     }
 }
 
-#[allow(dead_code)] // Used by the blocking families (lists, sorted sets, streams) as they land.
+#[allow(dead_code)] // Seconds are for the list and sorted-set blocking commands, as they land.
 /// The unit of a blocking command's timeout argument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimeoutUnit {
@@ -109,7 +109,6 @@ pub enum TimeoutUnit {
     Millis,
 }
 
-#[allow(dead_code)] // Used by the blocking families as they land.
 /// Parses a blocking timeout as Redis's `getTimeoutFromObjectOrReply` does, returning the
 /// absolute deadline in Unix milliseconds, or `None` for 0 (wait forever).
 pub fn block_timeout(arg: &[u8], unit: TimeoutUnit, now: u64) -> Result<Option<u64>, CommandError> {

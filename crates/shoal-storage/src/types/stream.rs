@@ -163,7 +163,12 @@ impl Stream {
     }
 
     /// Creates a group; false when one with that name exists.
-    pub fn create_group(&mut self, name: &[u8], last_id: StreamId, entries_read: Option<u64>) -> bool {
+    pub fn create_group(
+        &mut self,
+        name: &[u8],
+        last_id: StreamId,
+        entries_read: Option<u64>,
+    ) -> bool {
         if self.groups.contains_key(name) {
             return false;
         }
@@ -269,7 +274,12 @@ impl Entries {
     }
 
     /// Overwrites the stream's counters (`XSETID`).
-    pub fn set_meta(&mut self, last_id: StreamId, entries_added: Option<u64>, max_deleted: Option<StreamId>) {
+    pub fn set_meta(
+        &mut self,
+        last_id: StreamId,
+        entries_added: Option<u64>,
+        max_deleted: Option<StreamId>,
+    ) {
         self.last_id = last_id;
         if let Some(n) = entries_added {
             self.entries_added = n;
@@ -433,7 +443,12 @@ impl Entries {
             if approx {
                 break;
             }
-            for Slot { id, at, deleted: gone } in node.scan() {
+            for Slot {
+                id,
+                at,
+                deleted: gone,
+            } in node.scan()
+            {
                 let stop = match strategy {
                     Trim::MaxLen(max) => self.length <= max,
                     Trim::MinId(min) => id >= min,
@@ -644,10 +659,19 @@ mod tests {
         let e = stream(10, 3);
         assert_eq!(e.node_count(), 4);
         let all = StreamId::MAX;
-        assert_eq!(ids(e.range(StreamId::new(2, 0), StreamId::new(8, 0), false)), [2, 3, 4, 5, 6, 7, 8]);
-        assert_eq!(ids(e.range(StreamId::new(2, 0), StreamId::new(8, 0), true)), [8, 7, 6, 5, 4, 3, 2]);
+        assert_eq!(
+            ids(e.range(StreamId::new(2, 0), StreamId::new(8, 0), false)),
+            [2, 3, 4, 5, 6, 7, 8]
+        );
+        assert_eq!(
+            ids(e.range(StreamId::new(2, 0), StreamId::new(8, 0), true)),
+            [8, 7, 6, 5, 4, 3, 2]
+        );
         assert_eq!(ids(e.range(StreamId::MIN, all, false)).len(), 10);
-        assert_eq!(ids(e.range(StreamId::new(9, 0), StreamId::new(2, 0), false)), Vec::<u64>::new());
+        assert_eq!(
+            ids(e.range(StreamId::new(9, 0), StreamId::new(2, 0), false)),
+            Vec::<u64>::new()
+        );
     }
 
     #[test]
@@ -670,7 +694,10 @@ mod tests {
         assert_eq!(e.trim(Trim::MaxLen(5), true, 0), 3);
         assert_eq!(e.len(), 7);
         assert_eq!(e.trim(Trim::MaxLen(5), false, 0), 2);
-        assert_eq!(ids(e.range(StreamId::MIN, StreamId::MAX, false)), [6, 7, 8, 9, 10]);
+        assert_eq!(
+            ids(e.range(StreamId::MIN, StreamId::MAX, false)),
+            [6, 7, 8, 9, 10]
+        );
         assert_eq!(e.trim(Trim::MinId(StreamId::new(9, 0)), false, 0), 3);
         assert_eq!(e.first_id(), StreamId::new(9, 0));
     }

@@ -43,7 +43,10 @@ impl Consumer {
     }
 
     /// The IDs this consumer owns within `range`, in order.
-    pub fn pending_ids(&self, range: RangeInclusive<StreamId>) -> impl Iterator<Item = StreamId> + '_ {
+    pub fn pending_ids(
+        &self,
+        range: RangeInclusive<StreamId>,
+    ) -> impl Iterator<Item = StreamId> + '_ {
         self.pel.range(range).copied()
     }
 }

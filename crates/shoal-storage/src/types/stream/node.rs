@@ -354,8 +354,10 @@ mod tests {
             slots.iter().map(|s| s.id).collect::<Vec<_>>(),
             [id(5, 3), id(5, 4), id(9, 0)]
         );
-        let fields: Vec<Vec<(&[u8], &[u8])>> =
-            slots.iter().map(|s| n.entry(s.at).fields.collect()).collect();
+        let fields: Vec<Vec<(&[u8], &[u8])>> = slots
+            .iter()
+            .map(|s| n.entry(s.at).fields.collect())
+            .collect();
         assert_eq!(fields[1], [(&b"a"[..], &b"x"[..]), (b"b", b"y")]);
         assert_eq!(fields[2], [(&b"c"[..], &b"z"[..])]);
         assert!(n.mark_deleted(slots[1].at));

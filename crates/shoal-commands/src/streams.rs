@@ -1083,7 +1083,7 @@ fn read_generic(cx: &mut Cx<'_>, a: &[Bytes], grouped: bool) -> CmdResult {
             count_given = true;
         } else if is(o, "STREAMS") && more > 0 {
             streams_at = i + 1;
-            if more % 2 != 0 {
+            if !more.is_multiple_of(2) {
                 return Err(CommandError::err(
                     "Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
                 ));
@@ -1169,7 +1169,7 @@ fn read_generic(cx: &mut Cx<'_>, a: &[Bytes], grouped: bool) -> CmdResult {
                 let start = start.unwrap_or(StreamId::MAX);
                 read(cx, key, |s| {
                     let e = s.entries();
-                    if !e.last_valid_id().is_some_and(|top| top > start) {
+                    if e.last_valid_id().is_none_or(|top| top <= start) {
                         return None;
                     }
                     let first = start.next().unwrap_or(StreamId::MIN);

@@ -635,6 +635,62 @@ fn rax_nodes(keys: &[[u8; 16]], depth: usize) -> usize {
 mod tests {
     use super::*;
 
+    impl Stream {
+        /// The memory estimate recomputed from scratch, to check the running counters.
+        fn recount(&self) -> usize {
+            let nodes: usize = self
+                .entries
+                .nodes
+                .values()
+                .map(|n| NODE_OVERHEAD + n.mem_usage())
+                .sum();
+            let groups: usize = self
+                .groups
+                .iter()
+                .map(|(name, g)| GROUP_OVERHEAD + alloc_size(name.len()) + g.recount())
+                .sum();
+            nodes + groups
+        }
+    }
+
+    #[test]
+    fn memory_counter_follows_every_change() {
+        let mut s = Stream::new();
+        let l = limits(4);
+        for i in 1..=20 {
+            s.entries_mut()
+                .append(StreamId::new(i, 0), &["field", "value"], &l);
+        }
+        assert_eq!(s.mem_usage(), s.recount());
+        s.create_group(b"g", StreamId::MIN, Some(0));
+        s.create_group(b"h", StreamId::MIN, None);
+        s.with_group(b"g", |e, g| {
+            g.create_consumer(b"a", 1);
+            g.create_consumer(b"b", 1);
+            let ids: Vec<StreamId> = e
+                .range(StreamId::MIN, StreamId::MAX, false)
+                .map(|x| x.id)
+                .collect();
+            for (i, id) in ids.iter().enumerate() {
+                g.deliver(*id, if i % 2 == 0 { b"a" } else { b"b" }, 5);
+            }
+            g.deliver(ids[0], b"b", 6);
+            g.ack(ids[1]);
+            g.claim(StreamId::new(99, 0), b"a", 7, None, true);
+        });
+        assert_eq!(s.mem_usage(), s.recount());
+        s.with_group(b"g", |_, g| g.delete_consumer(b"a"));
+        assert_eq!(s.mem_usage(), s.recount());
+        s.entries_mut()
+            .delete(&[StreamId::new(5, 0), StreamId::new(6, 0)]);
+        s.entries_mut().trim(Trim::MaxLen(7), false, 0);
+        assert_eq!(s.mem_usage(), s.recount());
+        s.destroy_group(b"g");
+        s.destroy_group(b"h");
+        s.entries_mut().trim(Trim::MaxLen(0), false, 0);
+        assert_eq!(s.mem_usage(), 0);
+    }
+
     fn limits(entries: usize) -> TypeLimits {
         TypeLimits {
             stream_node_max_entries: entries,

@@ -260,4 +260,15 @@ impl Group {
     pub fn next_pending(&self, from: StreamId) -> Option<StreamId> {
         self.pel.range(from..).next().map(|(id, _)| *id)
     }
+
+    /// The memory estimate recomputed from scratch, to check the running counter.
+    #[cfg(test)]
+    pub(super) fn recount(&self) -> usize {
+        let consumers: usize = self
+            .consumers
+            .values()
+            .map(|c| CONSUMER_MEM + c.name.len())
+            .sum();
+        consumers + self.pel.len() * NACK_MEM
+    }
 }

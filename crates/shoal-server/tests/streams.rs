@@ -335,3 +335,189 @@ fn a_consumer_group_processes_every_message_exactly_once() {
     // The group has read everything: its lag is zero.
     assert_eq!(fields.get(11), Some(&Frame::Integer(0)), "{fields:?}");
 }
+
+/// A small deterministic generator, so a failing sequence can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n.max(1)
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
+/// Sends the same command to both servers and requires the same reply (errors included).
+fn same(servers: &mut [RawClient; 2], args: &[String]) {
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    let redis = servers[0].command(&args).expect("redis replies");
+    let shoal = servers[1].command(&args).expect("shoal replies");
+    let shown: Vec<String> = args
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).into())
+        .collect();
+    assert_eq!(shoal, redis, "{}", shown.join(" "));
+}
+
+fn words(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|p| p.to_string()).collect()
+}
+
+/// Random adds, deletes and trims on small nodes, with `XINFO STREAM` after each: node
+/// boundaries, the radix-tree node count, first/last entries and tombstone bookkeeping all
+/// match Redis.
+#[test]
+fn random_deletes_and_trims_keep_xinfo_stream_identical() {
+    let servers = servers();
+    let mut c = [connect(servers[0].addr()), connect(servers[1].addr())];
+    same(
+        &mut c,
+        &words(&["CONFIG", "SET", "stream-node-max-entries", "2"]),
+    );
+    let mut rng = Rng(7);
+    for _ in 0..150 {
+        same(&mut c, &words(&["DEL", "fz"]));
+        let mut ids = Vec::new();
+        let mut ms = 1u64;
+        for _ in 0..=rng.below(40) {
+            ms += [0, 1, 2, 255, 256, 65535, 1 << 20, 1 << 33][rng.below(8) as usize];
+            let seq = [0, 1, 7, 300][rng.below(4) as usize];
+            if ids.last().is_some_and(|&last| (ms, seq) <= last) {
+                ms += 1;
+            }
+            ids.push((ms, seq));
+            same(
+                &mut c,
+                &words(&["XADD", "fz", &format!("{ms}-{seq}"), "f", "v"]),
+            );
+        }
+        for _ in 0..rng.below(30) {
+            let (ms, seq) = ids[rng.below(ids.len() as u64) as usize];
+            if rng.below(5) < 4 {
+                same(&mut c, &words(&["XDEL", "fz", &format!("{ms}-{seq}")]));
+            } else {
+                let n = rng.below(20).to_string();
+                same(
+                    &mut c,
+                    &words(&["XTRIM", "fz", "MAXLEN", rng.pick(&["~", "="]), &n]),
+                );
+            }
+            same(&mut c, &words(&["XINFO", "STREAM", "fz"]));
+        }
+    }
+    same(
+        &mut c,
+        &words(&["CONFIG", "SET", "stream-node-max-entries", "100"]),
+    );
+}
+
+/// Random consumer-group traffic (reads of new entries and of history, acks, claims with fixed
+/// delivery times, auto-claims, deletes, trims, SETID, DELCONSUMER) gives Redis's replies, and
+/// the pending lists agree (owners and delivery counts; idle times depend on the clock).
+#[test]
+fn random_consumer_group_traffic_matches_redis() {
+    let servers = servers();
+    let mut c = [connect(servers[0].addr()), connect(servers[1].addr())];
+    same(
+        &mut c,
+        &words(&["CONFIG", "SET", "stream-node-max-entries", "3"]),
+    );
+    let mut rng = Rng(11);
+    for _ in 0..100 {
+        same(&mut c, &words(&["DEL", "gz"]));
+        let mut n = 1 + rng.below(25);
+        for i in 1..=n {
+            same(
+                &mut c,
+                &words(&["XADD", "gz", &format!("{i}-0"), "f", &i.to_string()]),
+            );
+        }
+        let start = rng.pick(&["0", "$", "3"]);
+        same(&mut c, &words(&["XGROUP", "CREATE", "gz", "g", start]));
+        let read = (rng.below(7) as i64 - 1).to_string();
+        same(
+            &mut c,
+            &words(&["XGROUP", "CREATE", "gz", "h", "0", "ENTRIESREAD", &read]),
+        );
+        for _ in 0..40 {
+            let g = rng.pick(&["g", "h"]);
+            let consumer = rng.pick(&["a", "b", "c"]);
+            let id = format!("{}-0", rng.below(n + 3));
+            let count = (1 + rng.below(5)).to_string();
+            let mut op = match rng.below(12) {
+                0..=2 => {
+                    let mut op = words(&["XREADGROUP", "GROUP", g, consumer, "COUNT", &count]);
+                    if rng.below(5) == 0 {
+                        op.push("NOACK".into());
+                    }
+                    let from = rng.pick(&[">", ">", "0", &id]).to_string();
+                    op.extend(words(&["STREAMS", "gz", &from]));
+                    op
+                }
+                3 | 4 => {
+                    let mut op = words(&["XACK", "gz", g]);
+                    op.extend((0..=rng.below(3)).map(|_| format!("{}-0", rng.below(n + 1))));
+                    op
+                }
+                5 => {
+                    let other = format!("{}-0", 1 + rng.below(n));
+                    let time = (1 + rng.below(1_000_000)).to_string();
+                    let mut op =
+                        words(&["XCLAIM", "gz", g, consumer, "0", &id, &other, "TIME", &time]);
+                    for opt in ["JUSTID", "FORCE"] {
+                        if rng.below(3) == 0 {
+                            op.push(opt.into());
+                        }
+                    }
+                    op
+                }
+                6 => words(&["XAUTOCLAIM", "gz", g, consumer, "0", &id, "COUNT", &count]),
+                7 => words(&["XDEL", "gz", &id]),
+                8 => words(&["XGROUP", "SETID", "gz", g, rng.pick(&["0", "$", &id])]),
+                9 => words(&["XGROUP", "DELCONSUMER", "gz", g, consumer]),
+                10 => {
+                    n += 1;
+                    words(&["XADD", "gz", &format!("{n}-0"), "f", &n.to_string()])
+                }
+                _ => words(&["XTRIM", "gz", "MAXLEN", &rng.below(n + 1).to_string()]),
+            };
+            if op[0] == "XAUTOCLAIM" && rng.below(2) == 0 {
+                op.push("JUSTID".into());
+            }
+            same(&mut c, &op);
+            same(&mut c, &words(&["XPENDING", "gz", g]));
+            same(&mut c, &words(&["XINFO", "GROUPS", "gz"]));
+            // Owners and delivery counts of every pending entry (idle times vary).
+            let pending: Vec<Vec<Frame>> = c
+                .iter_mut()
+                .map(|client| {
+                    let Frame::Array(items) = client.call(&["XPENDING", "gz", g, "-", "+", "1000"])
+                    else {
+                        panic!("XPENDING is an array");
+                    };
+                    items
+                        .into_iter()
+                        .map(|item| match item {
+                            Frame::Array(mut parts) if parts.len() == 4 => {
+                                parts.remove(2);
+                                Frame::Array(parts)
+                            }
+                            other => other,
+                        })
+                        .collect()
+                })
+                .collect();
+            assert_eq!(pending[1], pending[0], "after {}", op.join(" "));
+        }
+    }
+    same(
+        &mut c,
+        &words(&["CONFIG", "SET", "stream-node-max-entries", "100"]),
+    );
+}

@@ -78,7 +78,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .doc("Changes, or acquires, ownership of a message in a consumer group, as if the message was delivered a consumer group member.", "5.0.0"),
     stream("xdel", -3, xdel)
         .flags(Flags::WRITE.with(Flags::FAST))
-        .keys(ONE, KeyAccess::Remove)
+        .keys(ONE, KeyAccess::ReadWrite)
         .doc("Returns the number of messages after removing them from a stream.", "5.0.0"),
     stream("xgroup", -2, xgroup_help)
         .doc("A container for consumer groups commands.", "5.0.0")

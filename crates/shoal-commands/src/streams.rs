@@ -257,7 +257,7 @@ fn xautoclaim(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         }
         i += 1;
     }
-    require_group(cx, &a[1], &a[2], "")?;
+    require_group(cx, &a[1], &a[2])?;
     let now = cx.now;
     let consumer = &a[3];
     let reply = write(cx, &a[1], |s| {
@@ -319,7 +319,7 @@ fn xautoclaim(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
 // > XCLAIM s g c 0 1-1
 // (empty array)
 fn xclaim(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
-    require_group(cx, &a[1], &a[2], "")?;
+    require_group(cx, &a[1], &a[2])?;
     let min_idle = args::parse_i64(&a[4])
         .ok_or_else(|| CommandError::err("Invalid min-idle-time argument for XCLAIM"))?
         .max(0);
@@ -827,7 +827,7 @@ fn xpending(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     let now = cx.now as i64;
     let reply = read(cx, &a[1], |s| {
         let Some(g) = s.group(&a[2]) else {
-            return Err(no_key_or_group(&a[1], &a[2], ""));
+            return Err(no_key_or_group(&a[1], &a[2]));
         };
         let Some((min_idle, start, end, count, consumer)) = extended else {
             let Some((first, last)) = g.pel_bounds() else {
@@ -888,7 +888,7 @@ fn xpending(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         }
         Ok(Frame::Array(out))
     })?;
-    reply.ok_or_else(|| no_key_or_group(&a[1], &a[2], ""))?
+    reply.ok_or_else(|| no_key_or_group(&a[1], &a[2]))?
 }
 
 // Command: XRANGE key start end [COUNT count]
@@ -1462,21 +1462,16 @@ fn group_target(
 }
 
 /// Fails with `NOGROUP` unless the key holds a stream with this group.
-fn require_group(
-    cx: &mut Cx<'_>,
-    key: &[u8],
-    group: &[u8],
-    suffix: &str,
-) -> Result<(), CommandError> {
+fn require_group(cx: &mut Cx<'_>, key: &[u8], group: &[u8]) -> Result<(), CommandError> {
     match read(cx, key, |s| s.group(group).is_some())? {
         Some(true) => Ok(()),
-        _ => Err(no_key_or_group(key, group, suffix)),
+        _ => Err(no_key_or_group(key, group)),
     }
 }
 
-fn no_key_or_group(key: &[u8], group: &[u8], suffix: &str) -> CommandError {
+fn no_key_or_group(key: &[u8], group: &[u8]) -> CommandError {
     CommandError::Other(format!(
-        "NOGROUP No such key '{}' or consumer group '{}'{suffix}",
+        "NOGROUP No such key '{}' or consumer group '{}'",
         args::text(key),
         args::text(group)
     ))

@@ -99,7 +99,6 @@ impl<'a> Args<'a> {
     }
 }
 
-#[allow(dead_code)] // `Millis` is used by the streams family (XREAD BLOCK) as it lands.
 /// The unit of a blocking command's timeout argument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimeoutUnit {

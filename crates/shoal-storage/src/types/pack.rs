@@ -78,7 +78,10 @@ impl Item<'_> {
 /// A compact sequence of elements in one buffer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Pack {
-    buf: Vec<u8>,
+    /// Exactly the encoded bytes: like a listpack, a pack is reallocated to its size on every
+    /// change (which the allocator does in place within a size class), because small
+    /// collections are many and spare capacity in each would cost more than the copies.
+    buf: Box<[u8]>,
     count: u32,
 }
 
@@ -105,15 +108,18 @@ impl Pack {
 
     /// Heap bytes held, rounded to the allocator's size classes.
     pub fn mem_usage(&self) -> usize {
-        alloc_size(self.buf.capacity())
+        alloc_size(self.buf.len())
     }
 
-    /// Gives back spare capacity after a shrink, so a pack that lost most of its elements does
-    /// not keep its peak allocation.
-    pub fn shrink(&mut self) {
-        if self.buf.capacity() > self.buf.len() * 2 + 16 {
-            self.buf.shrink_to_fit();
-        }
+    /// Kept for callers that release memory after removals: a pack never has spare capacity.
+    pub fn shrink(&mut self) {}
+
+    /// Runs an edit on the buffer as a vector, then trims it back to its exact size.
+    fn edit<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        let mut v = std::mem::take(&mut self.buf).into_vec();
+        let out = f(&mut v);
+        self.buf = v.into_boxed_slice();
+        out
     }
 
     /// The position of the first element.
@@ -252,7 +258,10 @@ impl Pack {
     /// Appends an integer element.
     pub fn push_int(&mut self, value: i64) {
         let enc = encode_int(value);
-        self.buf.extend_from_slice(&enc.bytes[..enc.len]);
+        self.edit(|b| {
+            b.reserve_exact(enc.len);
+            b.extend_from_slice(&enc.bytes[..enc.len]);
+        });
         self.count += 1;
     }
 
@@ -265,7 +274,7 @@ impl Pack {
     /// length).
     pub fn insert_at(&mut self, pos: usize, value: &[u8]) {
         let pos = pos.min(self.buf.len());
-        write_element(&mut self.buf, pos..pos, value);
+        self.edit(|b| write_element(b, pos..pos, value));
         self.count += 1;
     }
 
@@ -274,7 +283,7 @@ impl Pack {
         let Some((_, end)) = self.element(pos) else {
             return;
         };
-        write_element(&mut self.buf, pos..end, value);
+        self.edit(|b| write_element(b, pos..end, value));
     }
 
     /// Removes `count` elements starting at `pos`; returns the position now holding the element
@@ -291,14 +300,16 @@ impl Pack {
                 None => break,
             }
         }
-        self.buf.drain(pos..end);
+        self.edit(|b| {
+            b.drain(pos..end);
+        });
         self.count -= removed as u32;
         (pos < self.buf.len()).then_some(pos)
     }
 
     /// Removes every element.
     pub fn clear(&mut self) {
-        self.buf = Vec::new();
+        self.buf = Box::default();
         self.count = 0;
     }
 }
@@ -381,6 +392,7 @@ fn encode_int(n: i64) -> IntEnc {
 fn write_element(buf: &mut Vec<u8>, range: std::ops::Range<usize>, value: &[u8]) {
     if let Some(n) = parse_canonical_i64(value) {
         let enc = encode_int(n);
+        buf.reserve_exact(enc.len.saturating_sub(range.len()));
         buf.splice(range, enc.bytes[..enc.len].iter().copied());
         return;
     }
@@ -411,9 +423,9 @@ fn write_element(buf: &mut Vec<u8>, range: std::ops::Range<usize>, value: &[u8])
             group | 0x80
         };
     }
+    buf.reserve_exact((body + back_len).saturating_sub(range.len()));
     if range.start == buf.len() {
         // Appending: three copies, no shifting.
-        buf.reserve(body + back_len);
         buf.extend_from_slice(&head[..head_len]);
         buf.extend_from_slice(value);
         buf.extend_from_slice(&back[..back_len]);

@@ -1054,7 +1054,8 @@ fn hash_string(bits: u64) -> Vec<u8> {
         .collect()
 }
 
-/// A coordinate as Redis's `addReplyHumanLongDouble`: 17 decimals, trailing zeros dropped.
+/// A coordinate as Redis's `addReplyHumanLongDouble`: 17 decimals, trailing zeros dropped, a
+/// bulk string in RESP2 and a double in RESP3.
 fn human(v: f64) -> Frame {
     let s = format!("{v:.17}");
     let s = if s.contains('.') {
@@ -1062,7 +1063,7 @@ fn human(v: f64) -> Frame {
     } else {
         &s
     };
-    Frame::Bulk(Bytes::from(s.to_string()))
+    Frame::DoubleText(Bytes::from(s.to_string()))
 }
 
 #[cfg(test)]

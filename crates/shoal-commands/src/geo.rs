@@ -25,15 +25,6 @@ const ONE: Keys = Keys::Range {
     step: 1,
 };
 
-/// GEORADIUS and GEORADIUSBYMEMBER: the source key, and the key after a STORE or STOREDIST
-/// keyword, whose position only the arguments tell. Locking every argument from index 1 covers
-/// both (the other arguments are numbers, units and flags, which lock harmless extra stripes).
-const WITH_STORE: Keys = Keys::Range {
-    first: 1,
-    last: -1,
-    step: 1,
-};
-
 const fn geo(name: &'static str, arity: i32, handler: crate::spec::Handler) -> CommandSpec {
     CommandSpec::new(name, Group::Geo, arity, handler)
 }
@@ -42,7 +33,7 @@ const fn geo(name: &'static str, arity: i32, handler: crate::spec::Handler) -> C
 pub(crate) const COMMANDS: &[CommandSpec] = &[
     geo("geoadd", -5, geoadd)
         .flags(Flags::WRITE.with(Flags::DENYOOM))
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Update)
         .doc("Adds one or more members to a geospatial index. The key is created if it doesn't exist.", "3.2.0"),
     geo("geodist", -4, geodist)
         .flags(Flags::READONLY)
@@ -58,7 +49,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .doc("Returns the longitude and latitude of members from a geospatial index.", "3.2.0"),
     geo("georadius", -6, georadius)
         .flags(Flags::WRITE.with(Flags::DENYOOM))
-        .keys(WITH_STORE, KeyAccess::Read)
+        .keys(Keys::Store { from: 6 }, KeyAccess::Read)
         .doc("Queries a geospatial index for members within a distance from a coordinate, optionally stores the result.", "3.2.0"),
     geo("georadius_ro", -6, georadius_ro)
         .flags(Flags::READONLY)
@@ -66,7 +57,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .doc("Returns members from a geospatial index that are within a distance from a coordinate.", "3.2.10"),
     geo("georadiusbymember", -5, georadiusbymember)
         .flags(Flags::WRITE.with(Flags::DENYOOM))
-        .keys(WITH_STORE, KeyAccess::Read)
+        .keys(Keys::Store { from: 5 }, KeyAccess::Read)
         .doc("Queries a geospatial index for members within a distance from a member, optionally stores the result.", "3.2.0"),
     geo("georadiusbymember_ro", -5, georadiusbymember_ro)
         .flags(Flags::READONLY)

@@ -128,7 +128,7 @@ fn geodist(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
             let (lon1, lat1) = decode(s1 as u64);
             let (lon2, lat2) = decode(s2 as u64);
             let d = distance(lon1, lat1, lon2, lat2) / to_meters;
-            Ok(Frame::Bulk(Bytes::from(format!("{d:.4}"))))
+            Ok(Frame::Bulk(fixed4(d)))
         }
         _ => Ok(Frame::Null),
     }
@@ -1072,5 +1072,33 @@ mod tests {
         let catania = decode(encode(15.087269, 37.502669));
         let d = distance(lon, lat, catania.0, catania.1);
         assert_eq!(format!("{:.4}", d / 1000.0), "166.2742");
+    }
+
+    #[test]
+    fn distances_round_like_redis_fixedpoint() {
+        assert_eq!(fixed4(0.0), "0.0000");
+        assert_eq!(fixed4(-0.0), "0.0000");
+        assert_eq!(fixed4(166.27415156960032), "166.2742");
+        assert_eq!(fixed4(0.7750), "0.7750");
+        // 0.00005 * 10^4 rounds to exactly 0.5, which llrint takes to the even 0.
+        assert_eq!(fixed4(0.00005), "0.0000");
+        assert_eq!(fixed4(12345.00016), "12345.0002");
+    }
+
+    #[test]
+    fn neighbours_wrap_around_the_antimeridian() {
+        let c = Cell::of(179.9, 0.0, 3);
+        assert_eq!(c.moved(1, 0).bounds().lon_min, -180.0);
+        assert_eq!(c.moved(1, 0).moved(-1, 0), c);
+        assert_eq!(c.moved(0, 1).moved(0, -1), c);
+    }
+
+    #[test]
+    fn partial_sort_places_the_wanted_ranks() {
+        let mut v: Vec<u32> = (0..100).map(|i| (i * 37) % 101).collect();
+        let mut sorted = v.clone();
+        sorted.sort();
+        partial_sort(&mut v, &|a: &u32, b: &u32| a.cmp(b), 0, 9);
+        assert_eq!(v[..10], sorted[..10]);
     }
 }

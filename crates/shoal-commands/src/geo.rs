@@ -1,4 +1,5 @@
-//! Geo commands (GEOADD, GEOPOS, GEODIST, GEOHASH), stored as sorted sets.
+//! Geo commands (GEOADD, GEOPOS, GEODIST, GEOHASH, GEOSEARCH(STORE), GEORADIUS(BYMEMBER) and
+//! their _RO forms), stored as sorted sets.
 //!
 //! A position is stored as the score of its member: Redis's 52-bit geohash, the longitude and
 //! latitude each quantised to 26 bits over [-180, 180] and [-85.05112878, 85.05112878] (the
@@ -6,7 +7,12 @@
 //! centres of those cells, so replies match Redis digit for digit. Distances use Redis's
 //! haversine formula and earth radius.
 //!
-//! Layout, top to bottom: the spec table, the handlers in table order, then the geohash helpers.
+//! Searches replay Redis 7.0's algorithm step for step, so results, their order and every
+//! digit match: the 9 geohash cells around the centre at a step estimated from the radius, the
+//! exact radius or box check of each candidate, and Redis's own partial quicksort for COUNT.
+//!
+//! Layout, top to bottom: the spec table, the handlers in table order, the search, then the
+//! geohash helpers.
 
 use bytes::Bytes;
 use shoal_resp::Frame;

@@ -916,11 +916,11 @@ fn key_spec(
 fn command_info_frame(s: &'static CommandSpec) -> Frame {
     let (first, last, step) = match s.keys {
         Keys::None | Keys::Counted { dest: false, .. } => (0, 0, 0),
-        Keys::Counted { dest: true, .. } => (1, 1, 1),
+        Keys::Counted { dest: true, .. } | Keys::Store { .. } => (1, 1, 1),
         Keys::Range { first, last, step } => (first as i64, last as i64, step as i64),
     };
     let mut flags: Vec<String> = s.flags.names().map(str::to_string).collect();
-    if let Keys::Counted { .. } = s.keys {
+    if let Keys::Counted { .. } | Keys::Store { .. } = s.keys {
         // Redis lists `movablekeys` just before `allow_busy`, the last flag.
         let at = flags
             .iter()
@@ -951,6 +951,38 @@ fn command_info_frame(s: &'static CommandSpec) -> Frame {
                     ],
                 ),
             ));
+            specs
+        }
+        Keys::Store { from } => {
+            let mut specs = vec![key_spec(KeyAccess::Read.flags(), 1, find_range(0, 1))];
+            for word in ["STORE", "STOREDIST"] {
+                specs.push(Frame::Map(vec![
+                    (
+                        Frame::bulk("flags"),
+                        status_set(KeyAccess::Overwrite.flags().iter().map(|f| f.to_string())),
+                    ),
+                    (
+                        Frame::bulk("begin_search"),
+                        Frame::Map(vec![
+                            (Frame::bulk("type"), Frame::bulk("keyword")),
+                            (
+                                Frame::bulk("spec"),
+                                Frame::Map(vec![
+                                    (Frame::bulk("keyword"), Frame::bulk(word)),
+                                    (Frame::bulk("startfrom"), Frame::Integer(from as i64)),
+                                ]),
+                            ),
+                        ]),
+                    ),
+                    (
+                        Frame::bulk("find_keys"),
+                        Frame::Map(vec![
+                            (Frame::bulk("type"), Frame::bulk("range")),
+                            (Frame::bulk("spec"), Frame::Map(find_range(0, 1).1)),
+                        ]),
+                    ),
+                ]));
+            }
             specs
         }
         Keys::Range { first, last, step } => {

@@ -95,6 +95,10 @@ pub enum Keys {
     /// index 1 before the count (`ZUNIONSTORE dest numkeys key ...`). `COMMAND INFO` shows these
     /// commands as `movablekeys`.
     Counted { numkeys_at: i32, dest: bool },
+    /// A key at index 1, plus the key after the first `STORE` and the first `STOREDIST` keyword
+    /// found from index `from` on (GEORADIUS, GEORADIUSBYMEMBER), as Redis's `keyword` key
+    /// specs find them. `COMMAND INFO` shows these commands as `movablekeys`.
+    Store { from: i32 },
 }
 
 /// How a key is used, for `COMMAND INFO` key specs.
@@ -106,6 +110,8 @@ pub enum KeyAccess {
     Overwrite,
     /// Reads and modifies (`RW ACCESS UPDATE`).
     ReadWrite,
+    /// Modifies without returning data from the key (`RW UPDATE`: GEOADD, ZADD).
+    Update,
     /// Deletes (`RM DELETE`).
     Remove,
     /// Reads and removes part of the value, deleting the key when emptied (`LPOP`, `ZPOPMIN`):
@@ -125,6 +131,7 @@ impl KeyAccess {
             KeyAccess::Read => &["RO", "access"],
             KeyAccess::Overwrite => &["OW", "update"],
             KeyAccess::ReadWrite => &["RW", "access", "update"],
+            KeyAccess::Update => &["RW", "update"],
             KeyAccess::Remove => &["RM", "delete"],
             KeyAccess::Pop => &["RW", "access", "delete"],
             KeyAccess::Meta => &["RO"],
@@ -378,12 +385,25 @@ impl CommandSpec {
                 let dest = (dest && argc > 1).then_some(1);
                 (dest, first, first.saturating_add(n) - 1, 1)
             }
+            Keys::Store { .. } => (None, 1, 1, 1),
         };
+        let mut stored = [None, None];
+        if let Keys::Store { from } = self.keys {
+            // Like Redis's keyword search, the last argument is never taken for a keyword: it
+            // would have no key after it.
+            let upto = args.len().saturating_sub(1);
+            for (slot, word) in stored.iter_mut().zip(["STORE", "STOREDIST"]) {
+                *slot = (from.max(1) as usize..upto)
+                    .find(|&i| args[i].eq_ignore_ascii_case(word.as_bytes()))
+                    .map(|i| i + 1);
+            }
+        }
         KeyPositions {
             dest,
             next: first,
             end: last.min(argc - 1),
             step,
+            stored,
         }
     }
 }
@@ -394,6 +414,8 @@ pub struct KeyPositions {
     next: i64,
     end: i64,
     step: i64,
+    /// Keys found after keywords ([`Keys::Store`]), given after the others.
+    stored: [Option<usize>; 2],
 }
 
 impl Iterator for KeyPositions {
@@ -404,7 +426,7 @@ impl Iterator for KeyPositions {
             return Some(d);
         }
         if self.next > self.end {
-            return None;
+            return self.stored.iter_mut().find_map(Option::take);
         }
         let at = self.next;
         self.next += self.step;

@@ -658,7 +658,7 @@ fn update_zset<R>(
 }
 
 /// Replaces `key` with `z` (deleting the key when `z` is empty), as the STORE commands do.
-fn store(cx: &mut Cx<'_>, key: &[u8], z: ZSet) -> Result<(), CommandError> {
+pub(crate) fn store(cx: &mut Cx<'_>, key: &[u8], z: ZSet) -> Result<(), CommandError> {
     let db = cx.dbi();
     let l = cx.db()?;
     if z.is_empty() {

@@ -103,6 +103,13 @@ fn encode_one<'a>(frame: &'a Frame, proto: Protocol, out: &mut BytesMut) -> Opti
                 bulk(out, b'$', repr.as_bytes());
             }
         }
+        Frame::DoubleText(text) => {
+            if resp3 {
+                line(out, b',', text);
+            } else {
+                bulk(out, b'$', text);
+            }
+        }
         Frame::Boolean(b) => {
             if resp3 {
                 out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" });
@@ -214,6 +221,11 @@ mod tests {
         both(Frame::Null, "$-1\r\n", "_\r\n");
         both(Frame::NullArray, "*-1\r\n", "_\r\n");
         both(Frame::Double(1.5), "$3\r\n1.5\r\n", ",1.5\r\n");
+        both(
+            Frame::DoubleText(Bytes::from_static(b"13.36138933897018433")),
+            "$20\r\n13.36138933897018433\r\n",
+            ",13.36138933897018433\r\n",
+        );
         both(
             Frame::Double(0.1),
             "$19\r\n0.10000000000000001\r\n",

@@ -31,6 +31,10 @@ pub enum Frame {
     /// RESP3 `,<repr>`; RESP2 sends a `Bulk` of the same repr. The repr is Redis 7.0's:
     /// `inf`, `-inf`, otherwise C `printf("%.17g")` (see [`crate::format_double`]).
     Double(f64),
+    /// RESP3 `,<text>` with a repr the command formatted itself, for doubles Redis writes in a
+    /// form other than `%.17g` (the 17-decimal coordinates of `addReplyHumanLongDouble`);
+    /// RESP2 sends a `Bulk` of the text. Decoding the RESP3 form gives a [`Frame::Double`].
+    DoubleText(Bytes),
     /// RESP3 `#t`/`#f`; RESP2 sends `Integer` 1/0.
     Boolean(bool),
     /// RESP3 `(<digits>`; RESP2 sends a `Bulk` of the digits. Being a line, its RESP3 form

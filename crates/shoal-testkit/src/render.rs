@@ -86,6 +86,7 @@ fn render_into(frame: &Frame, out: &mut String) {
             out.push('}');
         }
         Frame::Double(d) => out.push_str(&format!("(double) {}", double(*d))),
+        Frame::DoubleText(t) => out.push_str(&format!("(double) {}", text(t))),
         Frame::Boolean(b) => out.push_str(if *b { "(true)" } else { "(false)" }),
         Frame::BigNumber(n) => out.push_str(&format!("(big number) {}", text(n))),
         Frame::Verbatim { format, text: body } => {
@@ -158,7 +159,7 @@ pub fn type_name(frame: &Frame) -> &'static str {
         Frame::Array(_) => "array",
         Frame::Map(_) => "map",
         Frame::Set(_) => "set",
-        Frame::Double(_) => "double",
+        Frame::Double(_) | Frame::DoubleText(_) => "double",
         Frame::Boolean(_) => "boolean",
         Frame::BigNumber(_) => "big-number",
         Frame::Verbatim { .. } => "verbatim",

@@ -299,7 +299,7 @@ impl List {
                 self.remove_node(0);
             } else {
                 self.edit(0, |p| {
-                    p.remove_at(0, n);
+                    p.remove_at(p.first().unwrap_or(0), n);
                     p.shrink();
                 });
                 return;
@@ -406,7 +406,7 @@ impl List {
     pub fn insert_at(&mut self, place: Place, value: &[u8], after: bool, fill: i64) {
         let Place { node: i, pos } = place;
         let at = match (after, self.nodes.get(i)) {
-            (true, Some(node)) => node.next(pos).unwrap_or(node.byte_len()),
+            (true, Some(node)) => node.next(pos).unwrap_or(node.end()),
             _ => pos,
         };
         self.insert_in_node(i, at, value, fill);
@@ -450,8 +450,8 @@ impl List {
             self.edit(i, |p| p.insert_at(pos, value));
             return;
         }
-        let at_head = pos == 0;
-        let at_tail = pos >= node.byte_len();
+        let at_head = node.first().is_none_or(|f| pos <= f);
+        let at_tail = pos >= node.end();
         if at_tail && self.room(i + 1, value, fill) {
             self.edit(i + 1, |p| p.push_front(value));
         } else if at_head && i > 0 && self.room(i - 1, value, fill) {
@@ -543,12 +543,8 @@ impl List {
     }
 }
 
-/// Gives back a node's growth slack: the clone of a pack's buffer is allocated at its exact size.
-fn seal(pack: &mut Pack) {
-    if pack.mem_usage() > alloc_size(pack.byte_len()) {
-        *pack = pack.clone();
-    }
-}
+/// Kept as the place a split node gives back memory; packs are always exactly sized now.
+fn seal(_pack: &mut Pack) {}
 
 /// Moves the elements from byte position `pos` on out of `pack` into a new pack.
 fn split_off(pack: &mut Pack, pos: usize) -> Pack {

@@ -78,12 +78,16 @@ impl Item<'_> {
 /// A compact sequence of elements in one buffer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Pack {
-    /// Exactly the encoded bytes: like a listpack, a pack is reallocated to its size on every
-    /// change (which the allocator does in place within a size class), because small
-    /// collections are many and spare capacity in each would cost more than the copies.
+    /// `[count: u32 LE][elements]`, or nothing at all when empty. Exactly sized: like a
+    /// listpack, a pack is reallocated to its size on every change (which the allocator does in
+    /// place within a size class), because small collections are many and spare capacity in
+    /// each would cost more than the copies. Keeping the count in the buffer keeps a pack
+    /// two words wide, so the collection types that embed one stay small.
     buf: Box<[u8]>,
-    count: u32,
 }
+
+/// Bytes of the element count at the start of a non-empty buffer.
+const HEADER: usize = 4;
 
 impl Pack {
     /// An empty pack (no allocation).
@@ -93,17 +97,28 @@ impl Pack {
 
     /// Number of elements.
     pub fn len(&self) -> usize {
-        self.count as usize
+        match self.buf.get(..HEADER) {
+            Some(h) => u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize,
+            None => 0,
+        }
+    }
+
+    fn set_len(&mut self, n: usize) {
+        if n == 0 {
+            self.buf = Box::default();
+        } else if let Some(h) = self.buf.get_mut(..HEADER) {
+            h.copy_from_slice(&(n as u32).to_le_bytes());
+        }
     }
 
     /// True when there are no elements.
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.buf.len() <= HEADER
     }
 
     /// Bytes of encoded data (the figure listpack size limits compare against).
     pub fn byte_len(&self) -> usize {
-        self.buf.len()
+        self.buf.len().saturating_sub(HEADER)
     }
 
     /// Heap bytes held, rounded to the allocator's size classes.
@@ -117,14 +132,23 @@ impl Pack {
     /// Runs an edit on the buffer as a vector, then trims it back to its exact size.
     fn edit<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
         let mut v = std::mem::take(&mut self.buf).into_vec();
+        if v.is_empty() {
+            v.reserve_exact(HEADER);
+            v.extend_from_slice(&[0; HEADER]);
+        }
         let out = f(&mut v);
         self.buf = v.into_boxed_slice();
         out
     }
 
+    /// The position just past the last element, where [`Pack::insert_at`] appends.
+    pub fn end(&self) -> usize {
+        self.buf.len().max(HEADER)
+    }
+
     /// The position of the first element.
     pub fn first(&self) -> Option<usize> {
-        (!self.buf.is_empty()).then_some(0)
+        (self.buf.len() > HEADER).then_some(HEADER)
     }
 
     /// The position of the last element.
@@ -140,7 +164,7 @@ impl Pack {
 
     /// The position before `pos` (which may be the end of the buffer).
     pub fn prev(&self, pos: usize) -> Option<usize> {
-        if pos == 0 || pos > self.buf.len() {
+        if pos <= HEADER || pos > self.buf.len() {
             return None;
         }
         // Read the back length right to left: the rightmost byte holds the low 7 bits and the
@@ -149,7 +173,7 @@ impl Pack {
         let mut value = 0usize;
         let mut shift = 0;
         loop {
-            i = i.checked_sub(1)?;
+            i = i.checked_sub(1).filter(|i| *i >= HEADER)?;
             let b = *self.buf.get(i)?;
             value |= ((b & 0x7F) as usize) << shift;
             shift += 7;
@@ -157,11 +181,14 @@ impl Pack {
                 break;
             }
         }
-        i.checked_sub(value)
+        i.checked_sub(value).filter(|p| *p >= HEADER)
     }
 
     /// The element at `pos`.
     pub fn get(&self, pos: usize) -> Option<Item<'_>> {
+        if pos < HEADER {
+            return None;
+        }
         let h = *self.buf.get(pos)?;
         match h {
             0x00..=0x7F => Some(Item::Bytes(self.buf.get(pos + 1..pos + 1 + h as usize)?)),
@@ -262,7 +289,7 @@ impl Pack {
             b.reserve_exact(enc.len);
             b.extend_from_slice(&enc.bytes[..enc.len]);
         });
-        self.count += 1;
+        self.set_len(self.len() + 1);
     }
 
     /// Prepends an element.
@@ -273,9 +300,9 @@ impl Pack {
     /// Inserts an element before the one at `pos` (or at the end when `pos` is the buffer
     /// length).
     pub fn insert_at(&mut self, pos: usize, value: &[u8]) {
-        let pos = pos.min(self.buf.len());
+        let pos = pos.clamp(HEADER, self.buf.len().max(HEADER));
         self.edit(|b| write_element(b, pos..pos, value));
-        self.count += 1;
+        self.set_len(self.len() + 1);
     }
 
     /// Replaces the element at `pos` with `value`.
@@ -289,6 +316,7 @@ impl Pack {
     /// Removes `count` elements starting at `pos`; returns the position now holding the element
     /// that followed them (or `None` at the end).
     pub fn remove_at(&mut self, pos: usize, count: usize) -> Option<usize> {
+        let pos = pos.max(HEADER);
         let mut end = pos;
         let mut removed = 0;
         while removed < count {
@@ -300,17 +328,19 @@ impl Pack {
                 None => break,
             }
         }
+        if removed == 0 {
+            return self.get(pos).map(|_| pos);
+        }
         self.edit(|b| {
             b.drain(pos..end);
         });
-        self.count -= removed as u32;
+        self.set_len(self.len() - removed);
         (pos < self.buf.len()).then_some(pos)
     }
 
     /// Removes every element.
     pub fn clear(&mut self) {
         self.buf = Box::default();
-        self.count = 0;
     }
 }
 

@@ -379,9 +379,9 @@ fn pack_insert(p: &mut Pack, member: &[u8], score: f64) {
     let at = pack_pairs(p)
         .find(|(_, m, s)| cmp_item(score, member, *s, *m) == std::cmp::Ordering::Less)
         .map(|(pos, _, _)| pos)
-        .unwrap_or(p.byte_len());
+        .unwrap_or(p.end());
     p.insert_at(at, member);
-    let spos = p.next(at).unwrap_or(p.byte_len());
+    let spos = p.next(at).unwrap_or(p.end());
     p.insert_at(spos, &score_text(score));
 }
 

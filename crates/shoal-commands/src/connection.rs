@@ -56,31 +56,33 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
             client_sub(
                 "client|getname",
                 2,
-                Flags::FAST,
+                Flags(0),
                 "Returns the name of the connection.",
                 client_getname,
             ),
-            client_sub(
+            spec(
                 "client|help",
                 2,
-                Flags::FAST,
+                Flags::LOADING.with(Flags::STALE),
                 "Returns helpful text about the different subcommands.",
+                "5.0.0",
                 client_help,
             ),
             client_sub(
                 "client|id",
                 2,
-                Flags::FAST,
+                Flags(0),
                 "Returns the unique client ID of the connection.",
                 client_id,
             ),
             client_sub(
                 "client|info",
                 2,
-                Flags::FAST,
+                Flags(0),
                 "Returns information about the connection.",
                 client_info,
-            ),
+            )
+            .tips(&["nondeterministic_output"]),
             client_sub(
                 "client|kill",
                 -3,
@@ -94,7 +96,8 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 Flags::ADMIN,
                 "Lists open connections.",
                 client_list,
-            ),
+            )
+            .tips(&["nondeterministic_output"]),
             client_sub(
                 "client|no-evict",
                 3,
@@ -158,7 +161,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     spec(
         "echo",
         2,
-        Flags::FAST,
+        Flags::LOADING.with(Flags::STALE).with(Flags::FAST),
         "Returns the given string.",
         "1.0.0",
         echo,
@@ -180,7 +183,8 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         "Returns the server's liveliness response.",
         "1.0.0",
         ping,
-    ),
+    )
+    .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
     spec(
         "quit",
         -1,

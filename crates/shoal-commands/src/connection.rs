@@ -33,9 +33,10 @@ const fn client_sub(
     arity: i32,
     flags: Flags,
     summary: &'static str,
+    since: &'static str,
     handler: crate::spec::Handler,
 ) -> CommandSpec {
-    spec(name, arity, CONN.with(flags), summary, "2.4.0", handler)
+    spec(name, arity, CONN.with(flags), summary, since, handler)
 }
 
 /// The connection family.
@@ -58,6 +59,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 2,
                 Flags(0),
                 "Returns the name of the connection.",
+                "2.6.9",
                 client_getname,
             ),
             spec(
@@ -73,6 +75,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 2,
                 Flags(0),
                 "Returns the unique client ID of the connection.",
+                "5.0.0",
                 client_id,
             ),
             client_sub(
@@ -80,6 +83,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 2,
                 Flags(0),
                 "Returns information about the connection.",
+                "6.2.0",
                 client_info,
             )
             .tips(&["nondeterministic_output"]),
@@ -88,6 +92,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 -3,
                 Flags::ADMIN,
                 "Terminates open connections.",
+                "2.4.0",
                 client_kill,
             ),
             client_sub(
@@ -95,6 +100,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 -2,
                 Flags::ADMIN,
                 "Lists open connections.",
+                "2.4.0",
                 client_list,
             )
             .tips(&["nondeterministic_output"]),
@@ -103,6 +109,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 3,
                 Flags::ADMIN,
                 "Sets the client eviction mode of the connection.",
+                "7.0.0",
                 client_no_evict,
             ),
             client_sub(
@@ -110,6 +117,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 3,
                 Flags::FAST,
                 "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
+                "7.2.0",
                 client_no_touch,
             ),
             client_sub(
@@ -117,6 +125,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 -3,
                 Flags::ADMIN,
                 "Suspends commands processing.",
+                "2.9.50",
                 client_pause,
             ),
             client_sub(
@@ -124,6 +133,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 3,
                 Flags(0),
                 "Instructs the server whether to reply to commands.",
+                "3.2.0",
                 client_reply,
             ),
             client_sub(
@@ -131,6 +141,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 4,
                 Flags::FAST,
                 "Sets information specific to the client or connection.",
+                "7.2.0",
                 client_setinfo,
             ),
             client_sub(
@@ -138,6 +149,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 3,
                 Flags(0),
                 "Sets the connection name.",
+                "2.6.9",
                 client_setname,
             ),
             client_sub(
@@ -148,6 +160,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                     .with(Flags::LOADING)
                     .with(Flags::STALE),
                 "Unblocks a client blocked by a blocking command from a different connection.",
+                "5.0.0",
                 client_unblock,
             ),
             client_sub(
@@ -155,6 +168,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 2,
                 Flags::ADMIN,
                 "Resumes processing commands from paused clients.",
+                "6.2.0",
                 client_unpause,
             ),
         ]),

@@ -42,6 +42,7 @@ const fn object_sub(
     name: &'static str,
     arity: i32,
     summary: &'static str,
+    since: &'static str,
     handler: crate::spec::Handler,
 ) -> CommandSpec {
     generic(name, arity, handler)
@@ -55,7 +56,7 @@ const fn object_sub(
             KeyAccess::Meta,
         )
         .tips(&["nondeterministic_output"])
-        .doc(summary, "2.2.3")
+        .doc(summary, since)
 }
 
 /// The generic family.
@@ -107,13 +108,13 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     generic("object", -2, object_help)
         .doc("A container for object introspection commands.", "2.2.3")
         .subcommands(&[
-            object_sub("object|encoding", 3, "Returns the internal encoding of a Redis object.", object_encoding),
-            object_sub("object|freq", 3, "Returns the logarithmic access frequency counter of a Redis object.", object_freq),
+            object_sub("object|encoding", 3, "Returns the internal encoding of a Redis object.", "2.2.3", object_encoding),
+            object_sub("object|freq", 3, "Returns the logarithmic access frequency counter of a Redis object.", "4.0.0", object_freq),
             generic("object|help", 2, object_help)
                 .flags(Flags::LOADING.with(Flags::STALE))
                 .doc("Returns helpful text about the different subcommands.", "6.2.0"),
-            object_sub("object|idletime", 3, "Returns the time since the last access to a Redis object.", object_idletime),
-            object_sub("object|refcount", 3, "Returns the reference count of a value of a key.", object_refcount),
+            object_sub("object|idletime", 3, "Returns the time since the last access to a Redis object.", "2.2.3", object_idletime),
+            object_sub("object|refcount", 3, "Returns the reference count of a value of a key.", "2.2.3", object_refcount),
         ]),
     generic("persist", 2, persist)
         .flags(WF)

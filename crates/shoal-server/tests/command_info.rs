@@ -226,7 +226,11 @@ fn command_info_matches_redis_for_every_shared_command() {
             Frame::Array(items) => items.iter().map(text).collect(),
             other => panic!("COMMAND LIST: unexpected reply {other:?}"),
         };
-        assert!(names.len() > 200, "redis-server lists {} commands", names.len());
+        assert!(
+            names.len() > 200,
+            "redis-server lists {} commands",
+            names.len()
+        );
         for name in &names {
             let before = failures.len();
             compare(&mut redis, &mut shoal, name, &mut failures);

@@ -38,7 +38,8 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .doc("Count set bits in a string", "2.6.0"),
     bitmap("bitfield", -2, bitfield)
         .flags(W)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::ReadOrWrite)
+        .key_note("This command allows both access and modification of the key")
         .complexity("O(1) for each subcommand specified")
         .doc("Perform arbitrary bitfield integer operations on strings", "3.2.0"),
     bitmap("bitfield_ro", -2, bitfield_ro)
@@ -49,6 +50,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     bitmap("bitop", -4, bitop)
         .flags(W)
         .keys(Keys::Range { first: 2, last: -1, step: 1 }, KeyAccess::Overwrite)
+        .other_keys(KeyAccess::Read)
         .complexity("O(N)")
         .doc("Perform bitwise operations between strings", "2.6.0"),
     bitmap("bitpos", -3, bitpos)

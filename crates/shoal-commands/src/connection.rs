@@ -33,9 +33,10 @@ const fn client_sub(
     arity: i32,
     flags: Flags,
     summary: &'static str,
+    since: &'static str,
     handler: crate::spec::Handler,
 ) -> CommandSpec {
-    spec(name, arity, CONN.with(flags), summary, "2.4.0", handler)
+    spec(name, arity, CONN.with(flags), summary, since, handler)
 }
 
 /// The connection family.
@@ -56,36 +57,42 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
             client_sub(
                 "client|getname",
                 2,
-                Flags::FAST,
+                Flags(0),
                 "Returns the name of the connection.",
+                "2.6.9",
                 client_getname,
             ),
-            client_sub(
+            spec(
                 "client|help",
                 2,
-                Flags::FAST,
+                Flags::LOADING.with(Flags::STALE),
                 "Returns helpful text about the different subcommands.",
+                "5.0.0",
                 client_help,
             ),
             client_sub(
                 "client|id",
                 2,
-                Flags::FAST,
+                Flags(0),
                 "Returns the unique client ID of the connection.",
+                "5.0.0",
                 client_id,
             ),
             client_sub(
                 "client|info",
                 2,
-                Flags::FAST,
+                Flags(0),
                 "Returns information about the connection.",
+                "6.2.0",
                 client_info,
-            ),
+            )
+            .tips(&["nondeterministic_output"]),
             client_sub(
                 "client|kill",
                 -3,
                 Flags::ADMIN,
                 "Terminates open connections.",
+                "2.4.0",
                 client_kill,
             ),
             client_sub(
@@ -93,13 +100,16 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 -2,
                 Flags::ADMIN,
                 "Lists open connections.",
+                "2.4.0",
                 client_list,
-            ),
+            )
+            .tips(&["nondeterministic_output"]),
             client_sub(
                 "client|no-evict",
                 3,
                 Flags::ADMIN,
                 "Sets the client eviction mode of the connection.",
+                "7.0.0",
                 client_no_evict,
             ),
             client_sub(
@@ -107,6 +117,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 3,
                 Flags::FAST,
                 "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
+                "7.2.0",
                 client_no_touch,
             ),
             client_sub(
@@ -114,6 +125,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 -3,
                 Flags::ADMIN,
                 "Suspends commands processing.",
+                "2.9.50",
                 client_pause,
             ),
             client_sub(
@@ -121,6 +133,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 3,
                 Flags(0),
                 "Instructs the server whether to reply to commands.",
+                "3.2.0",
                 client_reply,
             ),
             client_sub(
@@ -128,6 +141,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 4,
                 Flags::FAST,
                 "Sets information specific to the client or connection.",
+                "7.2.0",
                 client_setinfo,
             ),
             client_sub(
@@ -135,6 +149,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 3,
                 Flags(0),
                 "Sets the connection name.",
+                "2.6.9",
                 client_setname,
             ),
             client_sub(
@@ -145,6 +160,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                     .with(Flags::LOADING)
                     .with(Flags::STALE),
                 "Unblocks a client blocked by a blocking command from a different connection.",
+                "5.0.0",
                 client_unblock,
             ),
             client_sub(
@@ -152,13 +168,14 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 2,
                 Flags::ADMIN,
                 "Resumes processing commands from paused clients.",
+                "6.2.0",
                 client_unpause,
             ),
         ]),
     spec(
         "echo",
         2,
-        Flags::FAST,
+        Flags::LOADING.with(Flags::STALE).with(Flags::FAST),
         "Returns the given string.",
         "1.0.0",
         echo,
@@ -180,7 +197,8 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         "Returns the server's liveliness response.",
         "1.0.0",
         ping,
-    ),
+    )
+    .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
     spec(
         "quit",
         -1,

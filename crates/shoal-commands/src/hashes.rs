@@ -46,11 +46,11 @@ const fn hash(name: &'static str, arity: i32, handler: crate::spec::Handler) -> 
 pub(crate) const COMMANDS: &[CommandSpec] = &[
     hash("hdel", -3, hdel)
         .flags(WFAST)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Delete)
         .doc("Deletes one or more fields and their values from a hash. Deletes the hash if no fields remain.", "2.0.0"),
     hash("hexists", 3, hexists)
         .flags(RF)
-        .keys(ONE, KeyAccess::Read)
+        .keys(ONE, KeyAccess::Meta)
         .doc("Determines whether a field exists in a hash.", "2.0.0"),
     hash("hexpire", -6, hexpire)
         .flags(WF)
@@ -71,6 +71,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     hash("hgetall", 2, hgetall)
         .flags(R)
         .keys(ONE, KeyAccess::Read)
+        .tips(&["nondeterministic_output_order"])
         .doc("Returns all fields and values in a hash.", "2.0.0"),
     hash("hgetdel", -5, hgetdel)
         .flags(WFAST)
@@ -91,10 +92,11 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     hash("hkeys", 2, hkeys)
         .flags(R)
         .keys(ONE, KeyAccess::Read)
+        .tips(&["nondeterministic_output_order"])
         .doc("Returns all fields in a hash.", "2.0.0"),
     hash("hlen", 2, hlen)
         .flags(RF)
-        .keys(ONE, KeyAccess::Read)
+        .keys(ONE, KeyAccess::Meta)
         .doc("Returns the number of fields in a hash.", "2.0.0"),
     hash("hmget", -3, hmget)
         .flags(RF)
@@ -102,7 +104,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .doc("Returns the values of all fields in a hash.", "2.0.0"),
     hash("hmset", -4, hmset)
         .flags(WF)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Update)
         .doc("Sets the values of multiple fields.", "2.0.0"),
     hash("hpersist", -5, hpersist)
         .flags(WFAST)
@@ -127,14 +129,16 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     hash("hrandfield", -2, hrandfield)
         .flags(R)
         .keys(ONE, KeyAccess::Read)
+        .tips(&["nondeterministic_output"])
         .doc("Returns one or more random fields from a hash.", "6.2.0"),
     hash("hscan", -3, hscan)
         .flags(R)
         .keys(ONE, KeyAccess::Read)
+        .tips(&["nondeterministic_output"])
         .doc("Iterates over fields and values of a hash.", "2.8.0"),
     hash("hset", -4, hset)
         .flags(WF)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Update)
         .doc("Creates or modifies the value of a field in a hash.", "2.0.0"),
     hash("hsetex", -6, hsetex)
         .flags(WF)
@@ -142,11 +146,11 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .doc("Set the value of one or more fields of a given hash key, and optionally set their expiration.", "8.0.0"),
     hash("hsetnx", 4, hsetnx)
         .flags(WF)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Insert)
         .doc("Sets the value of a field in a hash only when the field doesn't exist.", "2.0.0"),
     hash("hstrlen", 3, hstrlen)
         .flags(RF)
-        .keys(ONE, KeyAccess::Read)
+        .keys(ONE, KeyAccess::Meta)
         .doc("Returns the length of the value of a field.", "3.2.0"),
     hash("httl", -5, httl)
         .flags(RF)
@@ -155,6 +159,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     hash("hvals", 2, hvals)
         .flags(R)
         .keys(ONE, KeyAccess::Read)
+        .tips(&["nondeterministic_output_order"])
         .doc("Returns all values in a hash.", "2.0.0"),
 ];
 

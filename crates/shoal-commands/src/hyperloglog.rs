@@ -23,22 +23,24 @@ const fn pf(name: &'static str, arity: i32, handler: crate::spec::Handler) -> Co
 pub(crate) const COMMANDS: &[CommandSpec] = &[
     pf("pfadd", -2, pfadd)
         .flags(Flags::WRITE.with(Flags::DENYOOM).with(Flags::FAST))
-        .keys(Keys::Range { first: 1, last: 1, step: 1 }, KeyAccess::ReadWrite)
+        .keys(Keys::Range { first: 1, last: 1, step: 1 }, KeyAccess::Insert)
         .complexity("O(1) to add every element.")
         .doc("Adds the specified elements to the specified HyperLogLog.", "2.8.9"),
     pf("pfcount", -2, pfcount)
         .flags(Flags::READONLY.with(Flags::MAY_REPLICATE))
-        .keys(Keys::Range { first: 1, last: -1, step: 1 }, KeyAccess::ReadWrite)
+        .keys(Keys::Range { first: 1, last: -1, step: 1 }, KeyAccess::ReadCache)
+        .key_note("RW because it may change the internal representation of the key, and propagate to replicas")
         .complexity("O(1) with a very small average constant time when called with a single key. O(N) with N being the number of keys, and much bigger constant times, when called with multiple keys.")
         .doc("Return the approximated cardinality of the set(s) observed by the HyperLogLog at key(s).", "2.8.9"),
     pf("pfmerge", -2, pfmerge)
         .flags(Flags::WRITE.with(Flags::DENYOOM))
-        .keys(Keys::Range { first: 1, last: -1, step: 1 }, KeyAccess::ReadWrite)
+        .keys(Keys::Range { first: 1, last: -1, step: 1 }, KeyAccess::ReadInsert)
+        .other_keys(KeyAccess::Read)
         .complexity("O(N) to merge N HyperLogLogs, but with high constant times.")
         .doc("Merge N different HyperLogLogs into a single one.", "2.8.9"),
     pf("pfdebug", 3, pfdebug)
         .flags(Flags::WRITE.with(Flags::DENYOOM).with(Flags::ADMIN))
-        .keys(Keys::Range { first: 2, last: 2, step: 1 }, KeyAccess::ReadWrite)
+        .keys(Keys::Range { first: 2, last: 2, step: 1 }, KeyAccess::ReadCache)
         .complexity("N/A")
         .doc("Internal commands for debugging HyperLogLog values", "2.8.9"),
     pf("pfselftest", 1, pfselftest)

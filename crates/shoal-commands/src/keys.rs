@@ -42,11 +42,12 @@ const fn object_sub(
     name: &'static str,
     arity: i32,
     summary: &'static str,
+    since: &'static str,
     handler: crate::spec::Handler,
 ) -> CommandSpec {
-    let spec = generic(name, arity, handler).flags(R).doc(summary, "2.2.3");
-    if arity == 3 {
-        spec.keys(
+    generic(name, arity, handler)
+        .flags(R)
+        .keys(
             Keys::Range {
                 first: 2,
                 last: 2,
@@ -54,20 +55,21 @@ const fn object_sub(
             },
             KeyAccess::Meta,
         )
-    } else {
-        spec
-    }
+        .tips(&["nondeterministic_output"])
+        .doc(summary, since)
 }
 
 /// The generic family.
 pub(crate) const COMMANDS: &[CommandSpec] = &[
     generic("copy", -3, copy)
         .flags(W.with(Flags::DENYOOM))
-        .keys(TWO, KeyAccess::Overwrite)
+        .keys(TWO, KeyAccess::Read)
+        .other_keys(KeyAccess::Overwrite)
         .doc("Copies the value of a key to a new key.", "6.2.0"),
     generic("del", -2, del)
         .flags(W)
         .keys(ALL, KeyAccess::Remove)
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
         .doc("Deletes one or more keys.", "1.0.0"),
     generic("delex", -2, delex)
         .flags(WF)
@@ -80,21 +82,24 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     generic("exists", -2, exists)
         .flags(RF)
         .keys(ALL, KeyAccess::Meta)
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
         .doc("Determines whether one or more keys exist.", "1.0.0"),
     generic("expire", -3, expire)
         .flags(WF)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Update)
         .doc("Sets the expiration time of a key in seconds.", "1.0.0"),
     generic("expireat", -3, expireat)
         .flags(WF)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Update)
         .doc("Sets the expiration time of a key to a Unix timestamp.", "1.2.0"),
     generic("expiretime", 2, expiretime)
         .flags(RF)
-        .keys(ONE, KeyAccess::Meta)
+        .keys(ONE, KeyAccess::Read)
         .doc("Returns the expiration time of a key as a Unix timestamp.", "7.0.0"),
     generic("keys", 2, keys)
         .flags(R)
+        .acl(&["dangerous"])
+        .tips(&["request_policy:all_shards", "nondeterministic_output_order"])
         .doc("Returns all key names that match a pattern.", "1.0.0"),
     generic("move", 3, move_)
         .flags(WF)
@@ -103,53 +108,62 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     generic("object", -2, object_help)
         .doc("A container for object introspection commands.", "2.2.3")
         .subcommands(&[
-            object_sub("object|encoding", 3, "Returns the internal encoding of a Redis object.", object_encoding),
-            object_sub("object|freq", 3, "Returns the logarithmic access frequency counter of a Redis object.", object_freq),
-            object_sub("object|help", 2, "Returns helpful text about the different subcommands.", object_help),
-            object_sub("object|idletime", 3, "Returns the time since the last access to a Redis object.", object_idletime),
-            object_sub("object|refcount", 3, "Returns the reference count of a value of a key.", object_refcount),
+            object_sub("object|encoding", 3, "Returns the internal encoding of a Redis object.", "2.2.3", object_encoding),
+            object_sub("object|freq", 3, "Returns the logarithmic access frequency counter of a Redis object.", "4.0.0", object_freq),
+            generic("object|help", 2, object_help)
+                .flags(Flags::LOADING.with(Flags::STALE))
+                .doc("Returns helpful text about the different subcommands.", "6.2.0"),
+            object_sub("object|idletime", 3, "Returns the time since the last access to a Redis object.", "2.2.3", object_idletime),
+            object_sub("object|refcount", 3, "Returns the reference count of a value of a key.", "2.2.3", object_refcount),
         ]),
     generic("persist", 2, persist)
         .flags(WF)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Update)
         .doc("Removes the expiration time of a key.", "2.2.0"),
     generic("pexpire", -3, pexpire)
         .flags(WF)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Update)
         .doc("Sets the expiration time of a key in milliseconds.", "2.6.0"),
     generic("pexpireat", -3, pexpireat)
         .flags(WF)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Update)
         .doc("Sets the expiration time of a key to a Unix milliseconds timestamp.", "2.6.0"),
     generic("pexpiretime", 2, pexpiretime)
         .flags(RF)
-        .keys(ONE, KeyAccess::Meta)
+        .keys(ONE, KeyAccess::Read)
         .doc("Returns the expiration time of a key as a Unix milliseconds timestamp.", "7.0.0"),
     generic("pttl", 2, pttl)
         .flags(RF)
-        .keys(ONE, KeyAccess::Meta)
+        .keys(ONE, KeyAccess::Read)
+        .tips(&["nondeterministic_output"])
         .doc("Returns the expiration time in milliseconds of a key.", "2.6.0"),
     generic("randomkey", 1, randomkey)
         .flags(R)
+        .tips(&["request_policy:all_shards", "nondeterministic_output"])
         .doc("Returns a random key name from the database.", "1.0.0"),
     generic("rename", 3, rename)
         .flags(W)
-        .keys(TWO, KeyAccess::ReadWrite)
+        .keys(TWO, KeyAccess::Pop)
+        .other_keys(KeyAccess::Overwrite)
         .doc("Renames a key and overwrites the destination.", "1.0.0"),
     generic("renamenx", 3, renamenx)
         .flags(WF)
-        .keys(TWO, KeyAccess::ReadWrite)
+        .keys(TWO, KeyAccess::Pop)
+        .other_keys(KeyAccess::Create)
         .doc("Renames a key only when the target key name doesn't exist.", "1.0.0"),
     generic("scan", -2, scan)
         .flags(R)
+        .tips(&["nondeterministic_output", "request_policy:special"])
         .doc("Iterates over the key names in the database.", "2.8.0"),
     generic("touch", -2, touch)
         .flags(RF)
         .keys(ALL, KeyAccess::Meta)
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
         .doc("Returns the number of existing keys out of those specified after updating the time they were last accessed.", "3.2.1"),
     generic("ttl", 2, ttl)
         .flags(RF)
-        .keys(ONE, KeyAccess::Meta)
+        .keys(ONE, KeyAccess::Read)
+        .tips(&["nondeterministic_output"])
         .doc("Returns the expiration time in seconds of a key.", "1.0.0"),
     generic("type", 2, type_)
         .flags(RF)
@@ -158,6 +172,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     generic("unlink", -2, del)
         .flags(WF)
         .keys(ALL, KeyAccess::Remove)
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
         .doc("Asynchronously deletes one or more keys.", "4.0.0"),
 ];
 

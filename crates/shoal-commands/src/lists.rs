@@ -57,7 +57,8 @@ const fn list(name: &'static str, arity: i32, handler: crate::spec::Handler) -> 
 pub(crate) const COMMANDS: &[CommandSpec] = &[
     list("blmove", 6, blmove)
         .flags(BLOCK.with(Flags::DENYOOM))
-        .keys(TWO, KeyAccess::ReadWrite)
+        .keys(TWO, KeyAccess::Pop)
+        .other_keys(KeyAccess::Insert)
         .doc("Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.", "6.2.0"),
     list("blmpop", -5, blmpop)
         .flags(Flags::WRITE.with(Flags::BLOCKING))
@@ -76,7 +77,8 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .complexity("O(N) where N is the number of provided keys."),
     list("brpoplpush", 4, brpoplpush)
         .flags(BLOCK.with(Flags::DENYOOM))
-        .keys(TWO, KeyAccess::ReadWrite)
+        .keys(TWO, KeyAccess::Pop)
+        .other_keys(KeyAccess::Insert)
         .doc("Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.", "2.2.0"),
     list("lindex", 3, lindex)
         .flags(R)
@@ -85,7 +87,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .complexity("O(N) where N is the number of elements to traverse to get to the element at index. This makes asking for the first or the last element of the list O(1)."),
     list("linsert", 5, linsert)
         .flags(W)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Insert)
         .doc("Inserts an element before or after another element in a list.", "2.2.0")
         .complexity("O(N) where N is the number of elements to traverse before seeing the value pivot. This means that inserting somewhere on the left end on the list (head) can be considered O(1) and inserting somewhere on the right end (tail) is O(N)."),
     list("llen", 2, llen)
@@ -94,7 +96,8 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .doc("Returns the length of a list.", "1.0.0"),
     list("lmove", 5, lmove)
         .flags(W)
-        .keys(TWO, KeyAccess::ReadWrite)
+        .keys(TWO, KeyAccess::Pop)
+        .other_keys(KeyAccess::Insert)
         .doc("Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved.", "6.2.0"),
     list("lmpop", -4, lmpop)
         .flags(Flags::WRITE)
@@ -113,12 +116,12 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .complexity("O(N) where N is the number of elements in the list, for the average case. When searching for elements near the head or the tail of the list, or when the MAXLEN option is provided, the command may run in constant time."),
     list("lpush", -3, lpush)
         .flags(WF)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Insert)
         .doc("Prepends one or more elements to a list. Creates the key if it doesn't exist.", "1.0.0")
         .complexity("O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments."),
     list("lpushx", -3, lpushx)
         .flags(WF)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Insert)
         .doc("Prepends one or more elements to a list only when the list exists.", "2.2.0")
         .complexity("O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments."),
     list("lrange", 4, lrange)
@@ -128,17 +131,17 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .complexity("O(S+N) where S is the distance of start offset from HEAD for small lists, from nearest end (HEAD or TAIL) for large lists; and N is the number of elements in the specified range."),
     list("lrem", 4, lrem)
         .flags(Flags::WRITE)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Delete)
         .doc("Removes elements from a list. Deletes the list if the last element was removed.", "1.0.0")
         .complexity("O(N+M) where N is the length of the list and M is the number of elements removed."),
     list("lset", 4, lset)
         .flags(W)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Update)
         .doc("Sets the value of an element in a list by its index.", "1.0.0")
         .complexity("O(N) where N is the length of the list. Setting either the first or the last element of the list is O(1)."),
     list("ltrim", 4, ltrim)
         .flags(Flags::WRITE)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Delete)
         .doc("Removes elements from both ends a list. Deletes the list if all elements were trimmed.", "1.0.0")
         .complexity("O(N) where N is the number of elements to be removed by the operation."),
     list("rpop", -2, rpop)
@@ -148,16 +151,17 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .complexity("O(N) where N is the number of elements returned"),
     list("rpoplpush", 3, rpoplpush)
         .flags(W)
-        .keys(TWO, KeyAccess::ReadWrite)
+        .keys(TWO, KeyAccess::Pop)
+        .other_keys(KeyAccess::Insert)
         .doc("Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped.", "1.2.0"),
     list("rpush", -3, rpush)
         .flags(WF)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Insert)
         .doc("Appends one or more elements to a list. Creates the key if it doesn't exist.", "1.0.0")
         .complexity("O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments."),
     list("rpushx", -3, rpushx)
         .flags(WF)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Insert)
         .doc("Appends an element to a list only when the list exists.", "2.2.0")
         .complexity("O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments."),
 ];

@@ -45,6 +45,9 @@ const fn container(
 pub(crate) const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         arity: -1,
+        flags: Flags::LOADING.with(Flags::STALE),
+        acl: &["connection"],
+        tips: &["nondeterministic_output_order"],
         ..container(
             "command",
             "Returns detailed information about all commands.",
@@ -57,7 +60,8 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                     "Returns a count of commands.",
                     "2.8.13",
                     command_count,
-                ),
+                )
+                .acl(&["connection"]),
                 spec(
                     "command|docs",
                     -2,
@@ -65,7 +69,9 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                     "Returns documentary information about one, multiple or all commands.",
                     "7.0.0",
                     command_docs,
-                ),
+                )
+                .tips(&["nondeterministic_output_order"])
+                .acl(&["connection"]),
                 spec(
                     "command|getkeys",
                     -4,
@@ -73,7 +79,8 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                     "Extracts the key names from an arbitrary command.",
                     "2.8.13",
                     command_getkeys,
-                ),
+                )
+                .acl(&["connection"]),
                 spec(
                     "command|getkeysandflags",
                     -4,
@@ -81,7 +88,8 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                     "Extracts the key names and access flags for an arbitrary command.",
                     "7.0.0",
                     command_getkeysandflags,
-                ),
+                )
+                .acl(&["connection"]),
                 spec(
                     "command|help",
                     2,
@@ -89,7 +97,8 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                     "Returns helpful text about the different subcommands.",
                     "5.0.0",
                     command_help,
-                ),
+                )
+                .acl(&["connection"]),
                 spec(
                     "command|info",
                     -2,
@@ -97,7 +106,9 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                     "Returns information about one, multiple or all commands.",
                     "2.8.13",
                     command_info,
-                ),
+                )
+                .tips(&["nondeterministic_output_order"])
+                .acl(&["connection"]),
                 spec(
                     "command|list",
                     -2,
@@ -105,7 +116,9 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                     "Returns a list of command names.",
                     "7.0.0",
                     command_list,
-                ),
+                )
+                .tips(&["nondeterministic_output_order"])
+                .acl(&["connection"]),
             ],
             command_all,
         )
@@ -154,7 +167,8 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 "Sets configuration parameters in-flight.",
                 "2.0.0",
                 config_set,
-            ),
+            )
+            .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
         ],
         config_help,
     ),
@@ -165,31 +179,19 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         "Returns the number of keys in the database.",
         "1.0.0",
         dbsize,
-    ),
-    container(
+    )
+    .tips(&["request_policy:all_shards", "response_policy:agg_sum"])
+    .acl(&["keyspace"]),
+    // DEBUG is a plain command in Redis, whose handler reads the subcommand itself.
+    spec(
         "debug",
+        -2,
+        ADMIN.with(Flags::LOADING).with(Flags::STALE),
         "A container for debugging commands.",
         "1.0.0",
-        &[
-            spec(
-                "debug|help",
-                2,
-                ADMIN,
-                "Returns helpful text about the DEBUG subcommands.",
-                "1.0.0",
-                debug_help,
-            ),
-            spec(
-                "debug|sleep",
-                3,
-                ADMIN,
-                "Blocks the connection for a number of seconds.",
-                "1.0.0",
-                debug_sleep,
-            ),
-        ],
-        debug_help,
-    ),
+        debug,
+    )
+    .complexity("Depends on subcommand."),
     spec(
         "flushall",
         -1,
@@ -197,7 +199,9 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         "Removes all keys from all databases.",
         "1.0.0",
         flushall,
-    ),
+    )
+    .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
+    .acl(&["keyspace", "dangerous"]),
     spec(
         "flushdb",
         -1,
@@ -205,7 +209,9 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         "Remove all keys from the current database.",
         "1.0.0",
         flushdb,
-    ),
+    )
+    .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
+    .acl(&["keyspace", "dangerous"]),
     spec(
         "info",
         -1,
@@ -213,7 +219,13 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         "Returns information and statistics about the server.",
         "1.0.0",
         info,
-    ),
+    )
+    .tips(&[
+        "nondeterministic_output",
+        "request_policy:all_shards",
+        "response_policy:special",
+    ])
+    .acl(&["dangerous"]),
     container(
         "latency",
         "A container for latency diagnostics commands",
@@ -226,7 +238,12 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 "Return a human readable latency analysis report.",
                 "2.8.13",
                 latency_doctor,
-            ),
+            )
+            .tips(&[
+                "nondeterministic_output",
+                "request_policy:all_nodes",
+                "response_policy:special",
+            ]),
             spec(
                 "latency|graph",
                 3,
@@ -234,7 +251,12 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 "Return a latency graph for the event.",
                 "2.8.13",
                 latency_graph,
-            ),
+            )
+            .tips(&[
+                "nondeterministic_output",
+                "request_policy:all_nodes",
+                "response_policy:special",
+            ]),
             spec(
                 "latency|help",
                 2,
@@ -251,6 +273,11 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 "7.0.0",
                 latency_histogram,
             )
+            .tips(&[
+                "nondeterministic_output",
+                "request_policy:all_nodes",
+                "response_policy:special",
+            ])
             .complexity(
                 "O(N) where N is the number of commands with latency information being retrieved.",
             ),
@@ -261,7 +288,12 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 "Return timestamp-latency samples for the event.",
                 "2.8.13",
                 latency_history,
-            ),
+            )
+            .tips(&[
+                "nondeterministic_output",
+                "request_policy:all_nodes",
+                "response_policy:special",
+            ]),
             spec(
                 "latency|latest",
                 2,
@@ -269,7 +301,12 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 "Return the latest latency samples for all events.",
                 "2.8.13",
                 latency_latest,
-            ),
+            )
+            .tips(&[
+                "nondeterministic_output",
+                "request_policy:all_nodes",
+                "response_policy:special",
+            ]),
             spec(
                 "latency|reset",
                 -2,
@@ -277,7 +314,8 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 "Reset latency data for one or more events.",
                 "2.8.13",
                 latency_reset,
-            ),
+            )
+            .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
         ],
         latency_help,
     ),
@@ -293,7 +331,12 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 "Outputs a memory problems report.",
                 "4.0.0",
                 memory_doctor,
-            ),
+            )
+            .tips(&[
+                "nondeterministic_output",
+                "request_policy:all_shards",
+                "response_policy:special",
+            ]),
             spec(
                 "memory|help",
                 2,
@@ -309,7 +352,12 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 "Returns the allocator statistics.",
                 "4.0.0",
                 memory_malloc_stats,
-            ),
+            )
+            .tips(&[
+                "nondeterministic_output",
+                "request_policy:all_shards",
+                "response_policy:special",
+            ]),
             spec(
                 "memory|purge",
                 2,
@@ -317,7 +365,8 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 "Asks the allocator to release memory.",
                 "4.0.0",
                 memory_purge,
-            ),
+            )
+            .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
             spec(
                 "memory|stats",
                 2,
@@ -325,7 +374,12 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 "Returns details about memory usage.",
                 "4.0.0",
                 memory_stats,
-            ),
+            )
+            .tips(&[
+                "nondeterministic_output",
+                "request_policy:all_shards",
+                "response_policy:special",
+            ]),
             CommandSpec::new("memory|usage", Group::Server, -3, memory_usage)
                 .flags(Flags::READONLY)
                 .keys(
@@ -357,7 +411,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         ADMIN
             .with(Flags::LOADING)
             .with(Flags::STALE)
-            .with(Flags::NO_MANDATORY_KEYS)
+            .with(Flags::NO_MULTI)
             .with(Flags::ALLOW_BUSY),
         "Synchronously saves the database(s) to disk and shuts down the Redis server.",
         "1.0.0",
@@ -376,6 +430,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 "2.2.12",
                 slowlog_get,
             )
+            .tips(&["request_policy:all_nodes", "nondeterministic_output"])
             .complexity("O(N) where N is the number of entries returned"),
             spec(
                 "slowlog|help",
@@ -392,7 +447,12 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 "Get the slow log's length",
                 "2.2.12",
                 slowlog_len,
-            ),
+            )
+            .tips(&[
+                "request_policy:all_nodes",
+                "response_policy:agg_sum",
+                "nondeterministic_output",
+            ]),
             spec(
                 "slowlog|reset",
                 2,
@@ -401,6 +461,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 "2.2.12",
                 slowlog_reset,
             )
+            .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"])
             .complexity("O(N) where N is the number of entries in the slowlog"),
         ],
         slowlog_help,
@@ -412,7 +473,8 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         "Swaps two Redis databases.",
         "4.0.0",
         swapdb,
-    ),
+    )
+    .acl(&["keyspace", "dangerous"]),
     spec(
         "time",
         1,
@@ -420,7 +482,8 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         "Returns the server time.",
         "2.6.0",
         time,
-    ),
+    )
+    .tips(&["nondeterministic_output"]),
 ];
 
 // Command: DBSIZE
@@ -528,7 +591,18 @@ fn shutdown(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     Ok(Frame::ok())
 }
 
-// Command: DEBUG SLEEP seconds
+// Command: DEBUG HELP | DEBUG SLEEP seconds
+fn debug(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    match a.len() {
+        2 if is(&a[1], "help") => debug_help(cx, a),
+        3 if is(&a[1], "sleep") => debug_sleep(cx, a),
+        _ => Err(CommandError::err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+            args::text(&a[1])
+        ))),
+    }
+}
+
 fn debug_sleep(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     let secs = args::parse_f64(&a[2]).unwrap_or(0.0).max(0.0);
     let dur = std::time::Duration::try_from_secs_f64(secs).unwrap_or(std::time::Duration::ZERO);
@@ -882,16 +956,21 @@ fn find_range(lastkey: i64, step: i64) -> (&'static str, Vec<(Frame, Frame)>) {
     )
 }
 
-/// One key spec of `COMMAND INFO`: its flags, an index begin-search and a find-keys spec.
+/// One key spec of `COMMAND INFO`: its note, flags, an index begin-search and a find-keys spec.
 fn key_spec(
-    flags: &[&str],
-    index: i64,
+    notes: &'static str,
+    access: KeyAccess,
+    index: i32,
     (find, find_spec): (&'static str, Vec<(Frame, Frame)>),
 ) -> Frame {
-    Frame::Map(vec![
+    let mut spec = Vec::new();
+    if !notes.is_empty() {
+        spec.push((Frame::bulk("notes"), Frame::bulk(notes)));
+    }
+    spec.extend([
         (
             Frame::bulk("flags"),
-            status_set(flags.iter().map(|f| f.to_string())),
+            status_set(access.flags().iter().map(|f| f.to_string())),
         ),
         (
             Frame::bulk("begin_search"),
@@ -899,7 +978,7 @@ fn key_spec(
                 (Frame::bulk("type"), Frame::bulk("index")),
                 (
                     Frame::bulk("spec"),
-                    Frame::Map(vec![(Frame::bulk("index"), Frame::Integer(index))]),
+                    Frame::Map(vec![(Frame::bulk("index"), Frame::Integer(index as i64))]),
                 ),
             ]),
         ),
@@ -910,38 +989,16 @@ fn key_spec(
                 (Frame::bulk("spec"), Frame::Map(find_spec)),
             ]),
         ),
-    ])
+    ]);
+    Frame::Map(spec)
 }
 
-fn command_info_frame(s: &'static CommandSpec) -> Frame {
-    let (first, last, step) = match s.keys {
-        Keys::None | Keys::Counted { dest: false, .. } => (0, 0, 0),
-        Keys::Counted { dest: true, .. } | Keys::Store { .. } => (1, 1, 1),
-        Keys::Range { first, last, step } => (first as i64, last as i64, step as i64),
-    };
-    let mut flags: Vec<String> = s.flags.names().map(str::to_string).collect();
-    if let Keys::Counted { .. } | Keys::Store { .. } = s.keys {
-        // Redis lists `movablekeys` just before `allow_busy`, the last flag.
-        let at = flags
-            .iter()
-            .position(|f| f == "allow_busy")
-            .unwrap_or(flags.len());
-        flags.insert(at, "movablekeys".to_string());
-    }
-    let key_specs = match s.keys {
+/// The key specs of a command: one per group of keys used the same way.
+fn key_specs(s: &CommandSpec) -> Vec<Frame> {
+    match s.keys {
         Keys::None => Vec::new(),
         Keys::Counted { numkeys_at, dest } => {
-            let mut specs = Vec::new();
-            // With a destination, the spec's access is the destination's; the sources are read.
-            let sources = if dest {
-                specs.push(key_spec(s.access.flags(), 1, find_range(0, 1)));
-                KeyAccess::Read.flags()
-            } else {
-                s.access.flags()
-            };
-            specs.push(key_spec(
-                sources,
-                numkeys_at as i64,
+            let keynum = || {
                 (
                     "keynum",
                     vec![
@@ -949,12 +1006,21 @@ fn command_info_frame(s: &'static CommandSpec) -> Frame {
                         (Frame::bulk("firstkey"), Frame::Integer(1)),
                         (Frame::bulk("keystep"), Frame::Integer(1)),
                     ],
-                ),
-            ));
-            specs
+                )
+            };
+            if dest {
+                let sources = s.rest.unwrap_or(KeyAccess::Read);
+                vec![
+                    key_spec(s.key_note, s.access, 1, find_range(0, 1)),
+                    key_spec("", sources, numkeys_at, keynum()),
+                ]
+            } else {
+                vec![key_spec(s.key_note, s.access, numkeys_at, keynum())]
+            }
         }
         Keys::Store { from } => {
-            let mut specs = vec![key_spec(KeyAccess::Read.flags(), 1, find_range(0, 1))];
+            // The source at index 1, then the destinations Redis finds by keyword.
+            let mut specs = vec![key_spec(s.key_note, KeyAccess::Read, 1, find_range(0, 1))];
             for word in ["STORE", "STOREDIST"] {
                 specs.push(Frame::Map(vec![
                     (
@@ -986,44 +1052,44 @@ fn command_info_frame(s: &'static CommandSpec) -> Frame {
             specs
         }
         Keys::Range { first, last, step } => {
-            let lastkey = if last < 0 { last } else { last - first };
-            let mut spec = Vec::new();
-            if let Some(notes) = s.access.notes() {
-                spec.push((Frame::bulk("notes"), Frame::bulk(notes)));
+            // `lastkey` counts from the spec's first key, or from the end when negative.
+            let lastkey = |from: i32| i64::from(if last < 0 { last } else { last - from });
+            match s.rest {
+                None => vec![key_spec(
+                    s.key_note,
+                    s.access,
+                    first,
+                    find_range(lastkey(first), step as i64),
+                )],
+                Some(rest) => vec![
+                    key_spec(s.key_note, s.access, first, find_range(0, 1)),
+                    key_spec(
+                        "",
+                        rest,
+                        first + step,
+                        find_range(lastkey(first + step), step as i64),
+                    ),
+                ],
             }
-            spec.extend([
-                (
-                    Frame::bulk("flags"),
-                    status_set(s.access.flags().iter().map(|f| f.to_string())),
-                ),
-                (
-                    Frame::bulk("begin_search"),
-                    Frame::Map(vec![
-                        (Frame::bulk("type"), Frame::bulk("index")),
-                        (
-                            Frame::bulk("spec"),
-                            Frame::Map(vec![(Frame::bulk("index"), Frame::Integer(first as i64))]),
-                        ),
-                    ]),
-                ),
-                (
-                    Frame::bulk("find_keys"),
-                    Frame::Map(vec![
-                        (Frame::bulk("type"), Frame::bulk("range")),
-                        (
-                            Frame::bulk("spec"),
-                            Frame::Map(vec![
-                                (Frame::bulk("lastkey"), Frame::Integer(lastkey as i64)),
-                                (Frame::bulk("keystep"), Frame::Integer(step as i64)),
-                                (Frame::bulk("limit"), Frame::Integer(0)),
-                            ]),
-                        ),
-                    ]),
-                ),
-            ]);
-            vec![Frame::Map(spec)]
         }
+    }
+}
+
+fn command_info_frame(s: &'static CommandSpec) -> Frame {
+    let (first, last, step) = match s.keys {
+        Keys::None | Keys::Counted { dest: false, .. } => (0, 0, 0),
+        Keys::Counted { dest: true, .. } | Keys::Store { .. } => (1, 1, 1),
+        Keys::Range { first, last, step } => (first as i64, last as i64, step as i64),
     };
+    let mut flags: Vec<String> = s.flags.names().map(str::to_string).collect();
+    if let Keys::Counted { .. } | Keys::Store { .. } = s.keys {
+        // Redis lists `movablekeys` just before `allow_busy`, the last flag.
+        let at = flags
+            .iter()
+            .position(|f| f == "allow_busy")
+            .unwrap_or(flags.len());
+        flags.insert(at, "movablekeys".to_string());
+    }
     Frame::Array(vec![
         Frame::bulk(s.name),
         Frame::Integer(s.arity as i64),
@@ -1032,8 +1098,8 @@ fn command_info_frame(s: &'static CommandSpec) -> Frame {
         Frame::Integer(last),
         Frame::Integer(step),
         status_set(s.acl_categories()),
-        Frame::Set(Vec::new()),
-        Frame::Set(key_specs),
+        Frame::Set(s.tips.iter().map(|t| Frame::bulk(*t)).collect()),
+        Frame::Set(key_specs(s)),
         // Redis answers an empty set for a command without subcommands, an array otherwise.
         if s.subcommands.is_empty() {
             Frame::Set(Vec::new())
@@ -1159,8 +1225,8 @@ fn command_list(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     Ok(Frame::Array(names.into_iter().map(Frame::bulk).collect()))
 }
 
-/// The keys of the command in `a[2..]`, with their spec, or Redis's error.
-fn getkeys(cx: &Cx<'_>, a: &[Bytes]) -> Result<(Vec<Bytes>, &'static CommandSpec), CommandError> {
+/// The key positions of the command in `a[2..]`, with its spec, or Redis's error.
+fn getkeys(cx: &Cx<'_>, a: &[Bytes]) -> Result<(Vec<usize>, &'static CommandSpec), CommandError> {
     let target = &a[2..];
     let spec = match resolve(cx.table, target) {
         Ok(s) => s,
@@ -1181,10 +1247,7 @@ fn getkeys(cx: &Cx<'_>, a: &[Bytes]) -> Result<(Vec<Bytes>, &'static CommandSpec
             return Err(CommandError::err("Invalid arguments specified for command"));
         }
     }
-    let keys: Vec<Bytes> = spec
-        .key_positions(target)
-        .map(|i| target[i].clone())
-        .collect();
+    let keys: Vec<usize> = spec.key_positions(target).collect();
     if keys.is_empty() {
         return Err(CommandError::err("The command has no key arguments"));
     }
@@ -1194,7 +1257,11 @@ fn getkeys(cx: &Cx<'_>, a: &[Bytes]) -> Result<(Vec<Bytes>, &'static CommandSpec
 // Command: COMMAND GETKEYS command [arg ...]
 fn command_getkeys(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     let (keys, _) = getkeys(cx, a)?;
-    Ok(Frame::Array(keys.into_iter().map(Frame::Bulk).collect()))
+    Ok(Frame::Array(
+        keys.into_iter()
+            .map(|at| Frame::Bulk(a[at + 2].clone()))
+            .collect(),
+    ))
 }
 
 // Command: COMMAND GETKEYSANDFLAGS command [arg ...]
@@ -1202,10 +1269,10 @@ fn command_getkeysandflags(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     let (keys, spec) = getkeys(cx, a)?;
     Ok(Frame::Array(
         keys.into_iter()
-            .map(|k| {
+            .map(|at| {
                 Frame::Array(vec![
-                    Frame::Bulk(k),
-                    status_set(spec.access.flags_for(&a[2..]).iter().map(|f| f.to_string())),
+                    Frame::Bulk(a[at + 2].clone()),
+                    status_set(spec.key_flags(&a[2..], at).iter().map(|f| f.to_string())),
                 ])
             })
             .collect(),

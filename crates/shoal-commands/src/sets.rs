@@ -44,26 +44,29 @@ const fn set(name: &'static str, arity: i32, handler: crate::spec::Handler) -> C
 pub(crate) const COMMANDS: &[CommandSpec] = &[
     set("sadd", -3, sadd)
         .flags(WF)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Insert)
         .doc("Adds one or more members to a set. Creates the key if it doesn't exist.", "1.0.0")
         .complexity("O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments."),
     set("scard", 2, scard)
         .flags(RF)
-        .keys(ONE, KeyAccess::Read)
+        .keys(ONE, KeyAccess::Meta)
         .doc("Returns the number of members in a set.", "1.0.0"),
     set("sdiff", -2, sdiff)
         .flags(R)
         .keys(ALL, KeyAccess::Read)
+        .tips(&["nondeterministic_output_order"])
         .doc("Returns the difference of multiple sets.", "1.0.0")
         .complexity("O(N) where N is the total number of elements in all given sets."),
     set("sdiffstore", -3, sdiffstore)
         .flags(W)
-        .keys(ALL, KeyAccess::ReadWrite)
+        .keys(ALL, KeyAccess::Overwrite)
+        .other_keys(KeyAccess::Read)
         .doc("Stores the difference of multiple sets in a key.", "1.0.0")
         .complexity("O(N) where N is the total number of elements in all given sets."),
     set("sinter", -2, sinter)
         .flags(R)
         .keys(ALL, KeyAccess::Read)
+        .tips(&["nondeterministic_output_order"])
         .doc("Returns the intersect of multiple sets.", "1.0.0")
         .complexity("O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets."),
     // The keys follow `numkeys`; every argument from there on is locked (a trailing `LIMIT n`
@@ -75,16 +78,18 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .complexity("O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets."),
     set("sinterstore", -3, sinterstore)
         .flags(W)
-        .keys(ALL, KeyAccess::ReadWrite)
+        .keys(ALL, KeyAccess::Update)
+        .other_keys(KeyAccess::Read)
         .doc("Stores the intersect of multiple sets in a key.", "1.0.0")
         .complexity("O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets."),
     set("sismember", 3, sismember)
         .flags(RF)
-        .keys(ONE, KeyAccess::Read)
+        .keys(ONE, KeyAccess::Meta)
         .doc("Determines whether a member belongs to a set.", "1.0.0"),
     set("smembers", 2, smembers)
         .flags(R)
         .keys(ONE, KeyAccess::Read)
+        .tips(&["nondeterministic_output_order"])
         .doc("Returns all members of a set.", "1.0.0")
         .complexity("O(N) where N is the set cardinality."),
     set("smismember", -3, smismember)
@@ -93,37 +98,43 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .doc("Determines whether multiple members belong to a set.", "6.2.0")
         .complexity("O(N) where N is the number of elements being checked for membership"),
     set("smove", 4, smove)
-        .flags(WF)
-        .keys(Keys::Range { first: 1, last: 2, step: 1 }, KeyAccess::ReadWrite)
+        .flags(Flags::WRITE.with(Flags::FAST))
+        .keys(Keys::Range { first: 1, last: 2, step: 1 }, KeyAccess::Pop)
+        .other_keys(KeyAccess::Insert)
         .doc("Moves a member from one set to another.", "1.0.0"),
     set("spop", -2, spop)
-        .flags(WF)
+        .flags(Flags::WRITE.with(Flags::FAST))
         .keys(ONE, KeyAccess::Pop)
+        .tips(&["nondeterministic_output"])
         .doc("Returns one or more random members from a set after removing them. Deletes the set if the last member was popped.", "1.0.0")
         .complexity("Without the count argument O(1), otherwise O(N) where N is the value of the passed count."),
     set("srandmember", -2, srandmember)
         .flags(R)
         .keys(ONE, KeyAccess::Read)
+        .tips(&["nondeterministic_output"])
         .doc("Get one or multiple random members from a set", "1.0.0")
         .complexity("Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count."),
     set("srem", -3, srem)
         .flags(Flags::WRITE.with(Flags::FAST))
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Delete)
         .doc("Removes one or more members from a set. Deletes the set if the last member was removed.", "1.0.0")
         .complexity("O(N) where N is the number of members to be removed."),
     set("sscan", -3, sscan)
         .flags(R)
         .keys(ONE, KeyAccess::Read)
+        .tips(&["nondeterministic_output"])
         .doc("Iterates over members of a set.", "2.8.0")
         .complexity("O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection."),
     set("sunion", -2, sunion)
         .flags(R)
         .keys(ALL, KeyAccess::Read)
+        .tips(&["nondeterministic_output_order"])
         .doc("Returns the union of multiple sets.", "1.0.0")
         .complexity("O(N) where N is the total number of elements in all given sets."),
     set("sunionstore", -3, sunionstore)
         .flags(W)
-        .keys(ALL, KeyAccess::ReadWrite)
+        .keys(ALL, KeyAccess::Overwrite)
+        .other_keys(KeyAccess::Read)
         .doc("Stores the union of multiple sets in a key.", "1.0.0")
         .complexity("O(N) where N is the total number of elements in all given sets."),
 ];

@@ -44,7 +44,11 @@ impl Flags {
     pub const BLOCKING: Flags = Flags(1 << 13);
     /// Key arguments are optional.
     pub const NO_MANDATORY_KEYS: Flags = Flags(1 << 14);
+    /// Not allowed inside `MULTI`.
+    pub const NO_MULTI: Flags = Flags(1 << 15);
 
+    /// The names `COMMAND INFO` shows, in Redis's order. `may_replicate` is missing on purpose:
+    /// Redis 7.0 keeps that flag internal and never lists it.
     const NAMES: [(Flags, &'static str); 15] = [
         (Flags::WRITE, "write"),
         (Flags::READONLY, "readonly"),
@@ -58,8 +62,8 @@ impl Flags {
         (Flags::SKIP_SLOWLOG, "skip_slowlog"),
         (Flags::FAST, "fast"),
         (Flags::NO_AUTH, "no_auth"),
-        (Flags::MAY_REPLICATE, "may_replicate"),
         (Flags::NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (Flags::NO_MULTI, "no_multi"),
         (Flags::ALLOW_BUSY, "allow_busy"),
     ];
 
@@ -101,27 +105,42 @@ pub enum Keys {
     Store { from: i32 },
 }
 
-/// How a key is used, for `COMMAND INFO` key specs.
+/// How a group of keys is used: the flags of its `COMMAND INFO` key spec, named after Redis's
+/// key-spec flags (`RO`/`RW`/`OW`/`RM` for the whole value, then what happens to the data).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyAccess {
-    /// Read-only access (`RO ACCESS`).
+    /// Reads the value (`RO ACCESS`).
     Read,
-    /// Overwrites or creates (`OW UPDATE`).
+    /// Inspects metadata only, such as the length or the TTL (`RO`).
+    Meta,
+    /// Overwrites or creates, whatever was there (`OW UPDATE`).
     Overwrite,
+    /// Creates only when the key is missing (`OW INSERT`: `SETNX`, `RENAMENX`'s destination).
+    Create,
+    /// Adds data without reading it (`RW INSERT`: `LPUSH`, `SADD`, `APPEND`).
+    Insert,
+    /// Modifies data without returning it (`RW UPDATE`: `HSET`, `ZADD`, `EXPIRE`).
+    Update,
     /// Reads and modifies (`RW ACCESS UPDATE`).
     ReadWrite,
-    /// Modifies without returning data from the key (`RW UPDATE`: GEOADD, ZADD).
-    Update,
-    /// Deletes (`RM DELETE`).
-    Remove,
-    /// Reads and removes part of the value, deleting the key when emptied (`LPOP`, `ZPOPMIN`):
-    /// `RW ACCESS DELETE`.
+    /// Reads, and may rewrite the representation without changing the data (`RW ACCESS`:
+    /// `PFCOUNT` caches its cardinality).
+    ReadCache,
+    /// Reads and adds data (`RW ACCESS INSERT`: `PFMERGE`'s destination).
+    ReadInsert,
+    /// Removes part of the value without returning it (`RW DELETE`: `HDEL`, `LTRIM`).
+    Delete,
+    /// Reads and removes part of the value, deleting the key when emptied (`LPOP`, `ZPOPMIN`,
+    /// `GETDEL`): `RW ACCESS DELETE`.
     Pop,
-    /// Inspects metadata only (`RO`).
-    Meta,
+    /// Deletes the whole key (`RM DELETE`).
+    Remove,
     /// Overwrites, or reads too when an optional argument asks for the old value (`SET ... GET`):
     /// `RW ACCESS UPDATE VARIABLE_FLAGS`.
     OverwriteOrRead,
+    /// Reads, or modifies too when a subcommand writes (`BITFIELD`): `RW ACCESS UPDATE
+    /// VARIABLE_FLAGS`.
+    ReadOrWrite,
 }
 
 impl KeyAccess {
@@ -129,27 +148,27 @@ impl KeyAccess {
     pub fn flags(self) -> &'static [&'static str] {
         match self {
             KeyAccess::Read => &["RO", "access"],
-            KeyAccess::Overwrite => &["OW", "update"],
-            KeyAccess::ReadWrite => &["RW", "access", "update"],
-            KeyAccess::Update => &["RW", "update"],
-            KeyAccess::Remove => &["RM", "delete"],
-            KeyAccess::Pop => &["RW", "access", "delete"],
             KeyAccess::Meta => &["RO"],
-            KeyAccess::OverwriteOrRead => &["RW", "access", "update", "variable_flags"],
-        }
-    }
-
-    /// The key-spec note `COMMAND INFO` shows, if any.
-    pub fn notes(self) -> Option<&'static str> {
-        match self {
-            KeyAccess::OverwriteOrRead => Some("RW and ACCESS due to the optional `GET` argument"),
-            _ => None,
+            KeyAccess::Overwrite => &["OW", "update"],
+            KeyAccess::Create => &["OW", "insert"],
+            KeyAccess::Insert => &["RW", "insert"],
+            KeyAccess::Update => &["RW", "update"],
+            KeyAccess::ReadWrite => &["RW", "access", "update"],
+            KeyAccess::ReadCache => &["RW", "access"],
+            KeyAccess::ReadInsert => &["RW", "access", "insert"],
+            KeyAccess::Delete => &["RW", "delete"],
+            KeyAccess::Pop => &["RW", "access", "delete"],
+            KeyAccess::Remove => &["RM", "delete"],
+            KeyAccess::OverwriteOrRead | KeyAccess::ReadOrWrite => {
+                &["RW", "access", "update", "variable_flags"]
+            }
         }
     }
 
     /// The flags of the keys of one concrete invocation (`COMMAND GETKEYSANDFLAGS`): variable
-    /// flags are resolved by looking for the `GET` argument.
-    pub fn flags_for(self, args: &[bytes::Bytes]) -> &'static [&'static str] {
+    /// flags are resolved from the arguments (`args[0]` is the command name), as Redis's
+    /// `setGetKeys` and `bitfieldGetKeys` do.
+    pub fn flags_for(self, args: &[Bytes]) -> &'static [&'static str] {
         match self {
             KeyAccess::OverwriteOrRead
                 if args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"GET")) =>
@@ -157,9 +176,28 @@ impl KeyAccess {
                 &["RW", "access", "update"]
             }
             KeyAccess::OverwriteOrRead => &["OW", "update"],
+            KeyAccess::ReadOrWrite if bitfield_reads_only(args) => &["RO", "access"],
+            KeyAccess::ReadOrWrite => &["RW", "access", "update"],
             other => other.flags(),
         }
     }
+}
+
+/// True when a `BITFIELD key op...` invocation only has `GET` and `OVERFLOW` operations with all
+/// their arguments; anything else (a write, a syntax error) counts as a write, as in Redis.
+fn bitfield_reads_only(args: &[Bytes]) -> bool {
+    let mut i = 2;
+    while let Some(op) = args.get(i) {
+        let remaining = args.len() - i - 1;
+        if op.eq_ignore_ascii_case(b"GET") && remaining >= 2 {
+            i += 3;
+        } else if op.eq_ignore_ascii_case(b"OVERFLOW") && remaining >= 1 {
+            i += 2;
+        } else {
+            return false;
+        }
+    }
+    true
 }
 
 /// The command group, as `COMMAND DOCS` reports it.
@@ -211,8 +249,18 @@ pub struct CommandSpec {
     pub arity: i32,
     pub flags: Flags,
     pub keys: Keys,
-    /// How the keys are used (for key specs).
+    /// How the keys are used (for key specs), or the first key only when `rest` is set.
     pub access: KeyAccess,
+    /// How the keys after the first are used, when they are used differently: a source then
+    /// its destination (`LMOVE`), a destination then its sources (`SUNIONSTORE`, `BITOP`).
+    /// `COMMAND INFO` then shows two key specs. Counted keys with a destination
+    /// (`ZUNIONSTORE`) always have two, and their sources are read unless this says otherwise.
+    pub rest: Option<KeyAccess>,
+    /// The note of the (first) key spec, explaining unusual flags; empty for none.
+    pub key_note: &'static str,
+    /// Redis's command tips (`nondeterministic_output`, `request_policy:all_shards`...), which
+    /// tell clients and cluster proxies how to treat the reply.
+    pub tips: &'static [&'static str],
     pub group: Group,
     /// ACL categories beyond those implied by the flags, without the `@`.
     pub acl: &'static [&'static str],
@@ -238,6 +286,9 @@ impl CommandSpec {
             flags: Flags(0),
             keys: Keys::None,
             access: KeyAccess::Meta,
+            rest: None,
+            key_note: "",
+            tips: &[],
             group,
             acl: &[],
             summary: "",
@@ -260,6 +311,29 @@ impl CommandSpec {
             access,
             ..self
         }
+    }
+
+    /// Sets how the keys after the first are used, when not as the first (see `rest`).
+    pub const fn other_keys(self, access: KeyAccess) -> CommandSpec {
+        CommandSpec {
+            rest: Some(access),
+            ..self
+        }
+    }
+
+    /// Sets the note of the (first) key spec.
+    pub const fn key_note(self, key_note: &'static str) -> CommandSpec {
+        CommandSpec { key_note, ..self }
+    }
+
+    /// Adds ACL categories to those the flags and the group imply.
+    pub const fn acl(self, acl: &'static [&'static str]) -> CommandSpec {
+        CommandSpec { acl, ..self }
+    }
+
+    /// Sets the command tips.
+    pub const fn tips(self, tips: &'static [&'static str]) -> CommandSpec {
+        CommandSpec { tips, ..self }
     }
 
     /// Sets the summary and the Redis version that introduced the command.
@@ -340,24 +414,48 @@ impl CommandSpec {
         } else {
             "slow"
         });
-        match self.group {
-            Group::String => cats.push("string"),
-            Group::Generic => cats.push("keyspace"),
-            Group::Connection => cats.push("connection"),
-            Group::Server => {}
-            Group::Hash => cats.push("hash"),
-            Group::List => cats.push("list"),
-            Group::Set => cats.push("set"),
-            Group::SortedSet => cats.push("sortedset"),
-            Group::Bitmap => cats.push("bitmap"),
-            Group::HyperLogLog => cats.push("hyperloglog"),
-            Group::Geo => cats.push("geo"),
-            Group::Stream => cats.push("stream"),
+        // A container (`OBJECT`, `CLIENT`) is only `@slow`, whatever its group: its
+        // subcommands carry the categories.
+        let group = if self.subcommands.is_empty() {
+            Some(self.group)
+        } else {
+            None
+        };
+        match group {
+            None | Some(Group::Server) => {}
+            Some(Group::String) => cats.push("string"),
+            Some(Group::Generic) => cats.push("keyspace"),
+            Some(Group::Connection) => cats.push("connection"),
+            Some(Group::Hash) => cats.push("hash"),
+            Some(Group::List) => cats.push("list"),
+            Some(Group::Set) => cats.push("set"),
+            Some(Group::SortedSet) => cats.push("sortedset"),
+            Some(Group::Bitmap) => cats.push("bitmap"),
+            Some(Group::HyperLogLog) => cats.push("hyperloglog"),
+            Some(Group::Geo) => cats.push("geo"),
+            Some(Group::Stream) => cats.push("stream"),
         }
         let rank = |c: &str| ORDER.iter().position(|o| *o == c).unwrap_or(ORDER.len());
         cats.sort_by_key(|c| rank(c));
         cats.dedup();
         cats.into_iter().map(|c| format!("@{c}")).collect()
+    }
+
+    /// How the key at position `at` of `args` is used, for `COMMAND GETKEYSANDFLAGS`.
+    pub fn key_flags(&self, args: &[Bytes], at: usize) -> &'static [&'static str] {
+        let first = match self.keys {
+            Keys::Range { first, .. } => first.max(1) as usize,
+            // GEORADIUS ... STORE: the source is read, the destinations are overwritten.
+            Keys::Store { .. } if at == 1 => return KeyAccess::Read.flags(),
+            Keys::Store { .. } => return KeyAccess::Overwrite.flags(),
+            Keys::Counted { dest: true, .. } => 1,
+            Keys::Counted { dest: false, .. } | Keys::None => return self.access.flags_for(args),
+        };
+        match (at == first, self.rest, self.keys) {
+            (true, _, _) | (false, None, Keys::Range { .. }) => self.access.flags_for(args),
+            (false, Some(rest), _) => rest.flags_for(args),
+            (false, None, _) => KeyAccess::Read.flags(),
+        }
     }
 
     /// The positions of the key arguments in `args` (name at 0). A count of keys that is not a

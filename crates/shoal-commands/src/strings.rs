@@ -31,7 +31,7 @@ const fn string(name: &'static str, arity: i32, handler: crate::spec::Handler) -
 pub(crate) const COMMANDS: &[CommandSpec] = &[
     string("append", 3, append)
         .flags(WF)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Insert)
         .doc("Appends a string to the value of a key. Creates the key if it doesn't exist.", "2.0.0"),
     string("decr", 2, decr)
         .flags(WF)
@@ -46,12 +46,13 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .keys(ONE, KeyAccess::Read)
         .doc("Returns the string value of a key.", "1.0.0"),
     string("getdel", 2, getdel)
-        .flags(WF)
-        .keys(ONE, KeyAccess::Remove)
+        .flags(Flags::WRITE.with(Flags::FAST))
+        .keys(ONE, KeyAccess::Pop)
         .doc("Returns the string value of a key after deleting the key.", "6.2.0"),
     string("getex", -2, getex)
-        .flags(WF)
+        .flags(Flags::WRITE.with(Flags::FAST))
         .keys(ONE, KeyAccess::ReadWrite)
+        .key_note("RW and UPDATE because it changes the TTL")
         .doc("Returns the string value of a key after setting its expiration time.", "6.2.0"),
     string("getrange", 4, getrange)
         .flags(R)
@@ -80,14 +81,17 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     string("mget", -2, mget)
         .flags(RF)
         .keys(Keys::Range { first: 1, last: -1, step: 1 }, KeyAccess::Read)
+        .tips(&["request_policy:multi_shard"])
         .doc("Atomically returns the string values of one or more keys.", "1.0.0"),
     string("mset", -3, mset)
         .flags(W)
         .keys(Keys::Range { first: 1, last: -1, step: 2 }, KeyAccess::Overwrite)
+        .tips(&["request_policy:multi_shard", "response_policy:all_succeeded"])
         .doc("Atomically creates or modifies the string values of one or more keys.", "1.0.1"),
     string("msetnx", -3, msetnx)
         .flags(W)
-        .keys(Keys::Range { first: 1, last: -1, step: 2 }, KeyAccess::Overwrite)
+        .keys(Keys::Range { first: 1, last: -1, step: 2 }, KeyAccess::Create)
+        .tips(&["request_policy:multi_shard", "response_policy:agg_min"])
         .doc("Atomically modifies the string values of one or more keys only when all keys don't exist.", "1.0.1"),
     string("psetex", 4, psetex)
         .flags(W)
@@ -96,6 +100,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     string("set", -3, set)
         .flags(W)
         .keys(ONE, KeyAccess::OverwriteOrRead)
+        .key_note("RW and ACCESS due to the optional `GET` argument")
         .doc("Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", "1.0.0"),
     string("setex", 4, setex)
         .flags(W)
@@ -103,15 +108,15 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .doc("Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", "2.0.0"),
     string("setnx", 3, setnx)
         .flags(WF)
-        .keys(ONE, KeyAccess::Overwrite)
+        .keys(ONE, KeyAccess::Create)
         .doc("Set the string value of a key only when the key doesn't exist.", "1.0.0"),
     string("setrange", 4, setrange)
         .flags(W)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Update)
         .doc("Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", "2.2.0"),
     string("strlen", 2, strlen)
         .flags(RF)
-        .keys(ONE, KeyAccess::Read)
+        .keys(ONE, KeyAccess::Meta)
         .doc("Returns the length of a string value.", "2.2.0"),
     string("substr", 4, getrange)
         .flags(R)

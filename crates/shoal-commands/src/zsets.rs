@@ -48,20 +48,20 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .keys(Keys::Counted { numkeys_at: 2, dest: false }, KeyAccess::Pop)
         .doc("Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", "7.0.0"),
     zset("bzpopmax", -3, bzpopmax)
-        .flags(Flags::WRITE.with(Flags::FAST).with(Flags::BLOCKING))
+        .flags(Flags::WRITE.with(Flags::FAST).with(Flags::BLOCKING).with(Flags::NOSCRIPT))
         .keys(Keys::Range { first: 1, last: -2, step: 1 }, KeyAccess::Pop)
         .doc("Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.", "5.0.0"),
     zset("bzpopmin", -3, bzpopmin)
-        .flags(Flags::WRITE.with(Flags::FAST).with(Flags::BLOCKING))
+        .flags(Flags::WRITE.with(Flags::FAST).with(Flags::BLOCKING).with(Flags::NOSCRIPT))
         .keys(Keys::Range { first: 1, last: -2, step: 1 }, KeyAccess::Pop)
         .doc("Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", "5.0.0"),
     zset("zadd", -4, zadd)
         .flags(WF)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Update)
         .doc("Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.", "1.2.0"),
     zset("zcard", 2, zcard)
         .flags(RF)
-        .keys(ONE, KeyAccess::Read)
+        .keys(ONE, KeyAccess::Meta)
         .doc("Returns the number of members in a sorted set.", "1.2.0"),
     zset("zcount", 4, zcount)
         .flags(RF)
@@ -114,6 +114,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     zset("zrandmember", -2, zrandmember)
         .flags(R)
         .keys(ONE, KeyAccess::Read)
+        .tips(&["nondeterministic_output"])
         .doc("Returns one or more random members from a sorted set.", "6.2.0"),
     zset("zrange", -4, zrange)
         .flags(R)
@@ -130,6 +131,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     zset("zrangestore", -5, zrangestore)
         .flags(W)
         .keys(Keys::Range { first: 1, last: 2, step: 1 }, KeyAccess::Overwrite)
+        .other_keys(KeyAccess::Read)
         .doc("Stores a range of members from sorted set in a key.", "6.2.0"),
     zset("zrank", -3, zrank)
         .flags(RF)
@@ -137,19 +139,19 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .doc("Returns the index of a member in a sorted set ordered by ascending scores.", "2.0.0"),
     zset("zrem", -3, zrem)
         .flags(Flags::WRITE.with(Flags::FAST))
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Delete)
         .doc("Removes one or more members from a sorted set. Deletes the sorted set if all members were removed.", "1.2.0"),
     zset("zremrangebylex", 4, zremrangebylex)
         .flags(Flags::WRITE)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Delete)
         .doc("Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.", "2.8.9"),
     zset("zremrangebyrank", 4, zremrangebyrank)
         .flags(Flags::WRITE)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Delete)
         .doc("Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.", "2.0.0"),
     zset("zremrangebyscore", 4, zremrangebyscore)
         .flags(Flags::WRITE)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Delete)
         .doc("Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.", "1.2.0"),
     zset("zrevrange", -4, zrevrange)
         .flags(R)
@@ -170,6 +172,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     zset("zscan", -3, zscan)
         .flags(R)
         .keys(ONE, KeyAccess::Read)
+        .tips(&["nondeterministic_output"])
         .doc("Iterates over members and scores of a sorted set.", "2.8.0"),
     zset("zscore", 3, zscore)
         .flags(RF)

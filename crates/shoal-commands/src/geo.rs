@@ -76,6 +76,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     geo("geosearchstore", -8, geosearchstore)
         .flags(Flags::WRITE.with(Flags::DENYOOM))
         .keys(Keys::Range { first: 1, last: 2, step: 1 }, KeyAccess::Overwrite)
+        .other_keys(KeyAccess::Read)
         .doc("Queries a geospatial index for members inside an area of a box or a circle, optionally stores the result.", "6.2.0"),
 ];
 

@@ -1018,6 +1018,39 @@ fn key_specs(s: &CommandSpec) -> Vec<Frame> {
                 vec![key_spec(s.key_note, s.access, numkeys_at, keynum())]
             }
         }
+        Keys::Streams { from } => vec![Frame::Map(vec![
+            (
+                Frame::bulk("flags"),
+                status_set(s.access.flags().iter().map(|f| f.to_string())),
+            ),
+            (
+                Frame::bulk("begin_search"),
+                Frame::Map(vec![
+                    (Frame::bulk("type"), Frame::bulk("keyword")),
+                    (
+                        Frame::bulk("spec"),
+                        Frame::Map(vec![
+                            (Frame::bulk("keyword"), Frame::bulk("STREAMS")),
+                            (Frame::bulk("startfrom"), Frame::Integer(from as i64)),
+                        ]),
+                    ),
+                ]),
+            ),
+            (
+                Frame::bulk("find_keys"),
+                Frame::Map(vec![
+                    (Frame::bulk("type"), Frame::bulk("range")),
+                    (
+                        Frame::bulk("spec"),
+                        Frame::Map(vec![
+                            (Frame::bulk("lastkey"), Frame::Integer(-1)),
+                            (Frame::bulk("keystep"), Frame::Integer(1)),
+                            (Frame::bulk("limit"), Frame::Integer(2)),
+                        ]),
+                    ),
+                ]),
+            ),
+        ])],
         Keys::Store { from } => {
             // The source at index 1, then the destinations Redis finds by keyword.
             let mut specs = vec![key_spec(s.key_note, KeyAccess::Read, 1, find_range(0, 1))];
@@ -1079,10 +1112,11 @@ fn command_info_frame(s: &'static CommandSpec) -> Frame {
     let (first, last, step) = match s.keys {
         Keys::None | Keys::Counted { dest: false, .. } => (0, 0, 0),
         Keys::Counted { dest: true, .. } | Keys::Store { .. } => (1, 1, 1),
+        Keys::Streams { .. } => (0, 0, 0),
         Keys::Range { first, last, step } => (first as i64, last as i64, step as i64),
     };
     let mut flags: Vec<String> = s.flags.names().map(str::to_string).collect();
-    if let Keys::Counted { .. } | Keys::Store { .. } = s.keys {
+    if let Keys::Counted { .. } | Keys::Store { .. } | Keys::Streams { .. } = s.keys {
         // Redis lists `movablekeys` just before `allow_busy`, the last flag.
         let at = flags
             .iter()

@@ -103,6 +103,10 @@ pub enum Keys {
     /// found from index `from` on (GEORADIUS, GEORADIUSBYMEMBER), as Redis's `keyword` key
     /// specs find them. `COMMAND INFO` shows these commands as `movablekeys`.
     Store { from: i32 },
+    /// The keys after a `STREAMS` keyword found from index `from` on: half of the arguments
+    /// after it (the other half are IDs), as Redis's `keyword` begin-search with a `range`
+    /// find-keys limited to half (`XREAD`, `XREADGROUP`). Shown as `movablekeys`.
+    Streams { from: i32 },
 }
 
 /// How a group of keys is used: the flags of its `COMMAND INFO` key spec, named after Redis's
@@ -449,7 +453,9 @@ impl CommandSpec {
             Keys::Store { .. } if at == 1 => return KeyAccess::Read.flags(),
             Keys::Store { .. } => return KeyAccess::Overwrite.flags(),
             Keys::Counted { dest: true, .. } => 1,
-            Keys::Counted { dest: false, .. } | Keys::None => return self.access.flags_for(args),
+            Keys::Counted { dest: false, .. } | Keys::None | Keys::Streams { .. } => {
+                return self.access.flags_for(args)
+            }
         };
         match (at == first, self.rest, self.keys) {
             (true, _, _) | (false, None, Keys::Range { .. }) => self.access.flags_for(args),
@@ -484,6 +490,17 @@ impl CommandSpec {
                 (dest, first, first.saturating_add(n) - 1, 1)
             }
             Keys::Store { .. } => (None, 1, 1, 1),
+            Keys::Streams { from } => {
+                let at = (from.max(1) as usize..args.len())
+                    .find(|&i| args[i].eq_ignore_ascii_case(b"STREAMS"));
+                match at {
+                    Some(k) => {
+                        let n = (args.len() - k - 1) / 2;
+                        (None, k as i64 + 1, (k + n) as i64, 1)
+                    }
+                    None => (None, 1, 0, 1),
+                }
+            }
         };
         let mut stored = [None, None];
         if let Keys::Store { from } = self.keys {

@@ -29,82 +29,94 @@ const SUB_KEY: Keys = Keys::Range {
     last: 2,
     step: 1,
 };
-/// `XREAD`/`XREADGROUP` keys follow `STREAMS`; every argument is locked, which covers them.
-const AFTER_STREAMS: Keys = Keys::Range {
-    first: 1,
-    last: -1,
-    step: 1,
-};
+/// `XREAD` keys follow `STREAMS`.
+const XREAD_KEYS: Keys = Keys::Streams { from: 1 };
+/// `XREADGROUP GROUP g c ...` keys follow `STREAMS`, searched after the group and consumer.
+const XREADGROUP_KEYS: Keys = Keys::Streams { from: 4 };
 
 const fn stream(name: &'static str, arity: i32, handler: crate::spec::Handler) -> CommandSpec {
     CommandSpec::new(name, CmdGroup::Stream, arity, handler)
 }
 
+/// A subcommand whose key is its first argument (`XGROUP CREATE key ...`), used as `access`.
+#[allow(clippy::too_many_arguments)]
 const fn sub(
     name: &'static str,
     arity: i32,
     flags: Flags,
+    access: KeyAccess,
     summary: &'static str,
     since: &'static str,
     handler: crate::spec::Handler,
 ) -> CommandSpec {
-    let spec = stream(name, arity, handler)
+    stream(name, arity, handler)
         .flags(flags)
-        .doc(summary, since);
-    if arity == 2 {
-        spec
-    } else {
-        spec.keys(SUB_KEY, KeyAccess::ReadWrite)
-    }
+        .doc(summary, since)
+        .keys(SUB_KEY, access)
+}
+
+/// A `HELP` subcommand.
+const fn help(name: &'static str, handler: crate::spec::Handler) -> CommandSpec {
+    stream(name, 2, handler)
+        .flags(Flags::LOADING.with(Flags::STALE))
+        .doc(
+            "Returns helpful text about the different subcommands.",
+            "5.0.0",
+        )
 }
 
 /// The streams family.
 pub(crate) const COMMANDS: &[CommandSpec] = &[
     stream("xack", -4, xack)
         .flags(Flags::WRITE.with(Flags::FAST))
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Update)
         .doc("Returns the number of messages that were successfully acknowledged by the consumer group member of a stream.", "5.0.0"),
     stream("xadd", -5, xadd)
         .flags(WF)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Update)
+        .key_note("UPDATE instead of INSERT because of the optional trimming feature")
+        .tips(&["nondeterministic_output"])
         .doc("Appends a new message to a stream. Creates the key if it doesn't exist.", "5.0.0"),
     stream("xautoclaim", -6, xautoclaim)
         .flags(Flags::WRITE.with(Flags::FAST))
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Delete)
+        .tips(&["nondeterministic_output"])
         .doc("Changes, or acquires, ownership of messages in a consumer group, as if the messages were delivered to as consumer group member.", "6.2.0"),
     stream("xclaim", -6, xclaim)
         .flags(Flags::WRITE.with(Flags::FAST))
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Update)
+        .tips(&["nondeterministic_output"])
         .doc("Changes, or acquires, ownership of a message in a consumer group, as if the message was delivered a consumer group member.", "5.0.0"),
     stream("xdel", -3, xdel)
         .flags(Flags::WRITE.with(Flags::FAST))
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Delete)
         .doc("Returns the number of messages after removing them from a stream.", "5.0.0"),
     stream("xgroup", -2, xgroup_help)
         .doc("A container for consumer groups commands.", "5.0.0")
         .subcommands(&[
-            sub("xgroup|create", -5, W, "Creates a consumer group.", "5.0.0", xgroup_create),
-            sub("xgroup|createconsumer", 5, W, "Creates a consumer in a consumer group.", "6.2.0", xgroup_createconsumer),
-            sub("xgroup|delconsumer", 5, Flags::WRITE, "Deletes a consumer from a consumer group.", "5.0.0", xgroup_delconsumer),
-            sub("xgroup|destroy", 4, Flags::WRITE, "Destroys a consumer group.", "5.0.0", xgroup_destroy),
-            sub("xgroup|help", 2, Flags::LOADING.with(Flags::STALE), "Returns helpful text about the different subcommands.", "5.0.0", xgroup_help),
-            sub("xgroup|setid", -5, Flags::WRITE, "Sets the last-delivered ID of a consumer group.", "5.0.0", xgroup_setid),
+            sub("xgroup|create", -5, W, KeyAccess::Insert, "Creates a consumer group.", "5.0.0", xgroup_create),
+            sub("xgroup|createconsumer", 5, W, KeyAccess::Insert, "Creates a consumer in a consumer group.", "6.2.0", xgroup_createconsumer),
+            sub("xgroup|delconsumer", 5, Flags::WRITE, KeyAccess::Delete, "Deletes a consumer from a consumer group.", "5.0.0", xgroup_delconsumer),
+            sub("xgroup|destroy", 4, Flags::WRITE, KeyAccess::Delete, "Destroys a consumer group.", "5.0.0", xgroup_destroy),
+            help("xgroup|help", xgroup_help),
+            sub("xgroup|setid", -5, Flags::WRITE, KeyAccess::Update, "Sets the last-delivered ID of a consumer group.", "5.0.0", xgroup_setid),
         ]),
     stream("xinfo", -2, xinfo_help)
         .doc("A container for stream introspection commands.", "5.0.0")
         .subcommands(&[
-            sub("xinfo|consumers", 4, R, "Returns a list of the consumers in a consumer group.", "5.0.0", xinfo_consumers),
-            sub("xinfo|groups", 3, R, "Returns a list of the consumer groups of a stream.", "5.0.0", xinfo_groups),
-            sub("xinfo|help", 2, Flags::LOADING.with(Flags::STALE), "Returns helpful text about the different subcommands.", "5.0.0", xinfo_help),
-            sub("xinfo|stream", -3, R, "Returns information about a stream.", "5.0.0", xinfo_stream),
+            sub("xinfo|consumers", 4, R, KeyAccess::Read, "Returns a list of the consumers in a consumer group.", "5.0.0", xinfo_consumers).tips(&["nondeterministic_output"]),
+            sub("xinfo|groups", 3, R, KeyAccess::Read, "Returns a list of the consumer groups of a stream.", "5.0.0", xinfo_groups),
+            help("xinfo|help", xinfo_help),
+            sub("xinfo|stream", -3, R, KeyAccess::Read, "Returns information about a stream.", "5.0.0", xinfo_stream),
         ]),
     stream("xlen", 2, xlen)
         .flags(RF)
-        .keys(ONE, KeyAccess::Read)
+        .keys(ONE, KeyAccess::Meta)
         .doc("Return the number of messages in a stream.", "5.0.0"),
     stream("xpending", -3, xpending)
         .flags(R)
         .keys(ONE, KeyAccess::Read)
+        .tips(&["nondeterministic_output"])
         .doc("Returns the information and entries from a stream consumer group's pending entries list.", "5.0.0"),
     stream("xrange", -4, xrange)
         .flags(R)
@@ -112,11 +124,11 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .doc("Returns the messages from a stream within a range of IDs.", "5.0.0"),
     stream("xread", -4, xread)
         .flags(R.with(Flags::BLOCKING))
-        .keys(AFTER_STREAMS, KeyAccess::Read)
+        .keys(XREAD_KEYS, KeyAccess::Read)
         .doc("Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.", "5.0.0"),
     stream("xreadgroup", -7, xreadgroup)
         .flags(Flags::WRITE.with(Flags::BLOCKING))
-        .keys(AFTER_STREAMS, KeyAccess::ReadWrite)
+        .keys(XREADGROUP_KEYS, KeyAccess::Read)
         .doc("Returns new or historical messages from a stream for a consumer in a group. Blocks until a message is available otherwise.", "5.0.0"),
     stream("xrevrange", -4, xrevrange)
         .flags(R)
@@ -124,11 +136,12 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .doc("Returns the messages from a stream within a range of IDs in reverse order.", "5.0.0"),
     stream("xsetid", -3, xsetid)
         .flags(WF)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Update)
         .doc("An internal command for replicating stream values.", "5.0.0"),
     stream("xtrim", -4, xtrim)
         .flags(Flags::WRITE)
-        .keys(ONE, KeyAccess::ReadWrite)
+        .keys(ONE, KeyAccess::Delete)
+        .tips(&["nondeterministic_output"])
         .doc("Deletes messages from the beginning of a stream.", "5.0.0"),
 ];
 

@@ -27,33 +27,6 @@ const ALLOWED: &[(&str, &str)] = &[
     // Shoal accepts Redis 7.2's `WITHSCORE`, which needs arity -3 where Redis 7.0 says 3.
     ("zrank", "WITHSCORE (Redis 7.2) needs arity -3"),
     ("zrevrank", "WITHSCORE (Redis 7.2) needs arity -3"),
-    // Geo commands: being finished on another branch.
-    ("geoadd", "being finished on another branch"),
-    ("geodist", "being finished on another branch"),
-    ("geohash", "being finished on another branch"),
-    ("geopos", "being finished on another branch"),
-    ("georadius", "being finished on another branch"),
-    ("georadius_ro", "being finished on another branch"),
-    ("georadiusbymember", "being finished on another branch"),
-    ("georadiusbymember_ro", "being finished on another branch"),
-    ("geosearch", "being finished on another branch"),
-    ("geosearchstore", "being finished on another branch"),
-    // Stream commands: being finished on another branch.
-    ("xack", "being finished on another branch"),
-    ("xadd", "being finished on another branch"),
-    ("xautoclaim", "being finished on another branch"),
-    ("xclaim", "being finished on another branch"),
-    ("xdel", "being finished on another branch"),
-    ("xgroup", "being finished on another branch"),
-    ("xinfo", "being finished on another branch"),
-    ("xlen", "being finished on another branch"),
-    ("xpending", "being finished on another branch"),
-    ("xrange", "being finished on another branch"),
-    ("xread", "being finished on another branch"),
-    ("xreadgroup", "being finished on another branch"),
-    ("xrevrange", "being finished on another branch"),
-    ("xsetid", "being finished on another branch"),
-    ("xtrim", "being finished on another branch"),
 ];
 
 /// Subcommands only one of the two servers has, with the reason.

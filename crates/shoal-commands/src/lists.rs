@@ -622,7 +622,7 @@ fn push_command(cx: &mut Cx<'_>, a: &[Bytes], end: End, only_existing: bool) -> 
             let clock = l.access_clock();
             l.insert(
                 db,
-                Entry::new_object(&a[1], Object::List(list), None, clock),
+                Entry::new_object(&a[1], Object::List(Box::new(list)), None, clock),
             )?;
             len
         }
@@ -784,7 +784,7 @@ fn move_element(
             let clock = l.access_clock();
             l.insert(
                 db,
-                Entry::new_object(destination, Object::List(list), None, clock),
+                Entry::new_object(destination, Object::List(Box::new(list)), None, clock),
             )?;
         }
     }

@@ -163,7 +163,10 @@ fn sadd(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     let mut s = Set::new();
     let added = members.iter().filter(|m| s.insert(m, max)).count();
     let clock = l.access_clock();
-    l.insert(db, Entry::new_object(&a[1], Object::Set(s), None, clock))?;
+    l.insert(
+        db,
+        Entry::new_object(&a[1], Object::Set(Box::new(s)), None, clock),
+    )?;
     Ok(Frame::Integer(added as i64))
 }
 
@@ -312,7 +315,10 @@ fn smove(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
             let mut s = Set::new();
             s.insert(member, max);
             let clock = l.access_clock();
-            l.insert(db, Entry::new_object(dst, Object::Set(s), None, clock))?;
+            l.insert(
+                db,
+                Entry::new_object(dst, Object::Set(Box::new(s)), None, clock),
+            )?;
         }
     }
     Ok(Frame::Integer(1))
@@ -666,7 +672,10 @@ fn store(l: &mut Locked<'_>, db: usize, dst: &[u8], result: Set) -> CmdResult {
         l.remove(db, dst)?;
     } else {
         let clock = l.access_clock();
-        l.insert(db, Entry::new_object(dst, Object::Set(result), None, clock))?;
+        l.insert(
+            db,
+            Entry::new_object(dst, Object::Set(Box::new(result)), None, clock),
+        )?;
     }
     Ok(Frame::Integer(len as i64))
 }

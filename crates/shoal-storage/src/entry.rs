@@ -105,8 +105,10 @@ pub enum Object {
     /// A long string (only ever created by the string constructors).
     Str(Vec<u8>),
     Hash(Hash),
-    List(List),
-    Set(Set),
+    /// Boxed, like sets and streams, so the enum stays four words wide: small hashes and sorted
+    /// sets, which are many, embed their pack directly.
+    List(Box<List>),
+    Set(Box<Set>),
     ZSet(ZSet),
     /// Boxed: a stream's bookkeeping is much larger than the other types'.
     Stream(Box<Stream>),
@@ -130,8 +132,8 @@ impl Object {
         match self {
             Object::Str(v) => alloc_size(v.capacity()),
             Object::Hash(h) => h.mem_usage(),
-            Object::List(l) => l.mem_usage(),
-            Object::Set(s) => s.mem_usage(),
+            Object::List(l) => alloc_size(std::mem::size_of::<List>()) + l.mem_usage(),
+            Object::Set(s) => alloc_size(std::mem::size_of::<Set>()) + s.mem_usage(),
             Object::ZSet(z) => z.mem_usage(),
             Object::Stream(s) => alloc_size(std::mem::size_of::<Stream>()) + s.mem_usage(),
         }
@@ -168,6 +170,15 @@ const CLOCK_SHIFT: u32 = 8;
 pub const CLOCK_MAX: u32 = (1 << 24) - 1;
 /// The payload of a heap-encoded value: the object's address.
 const PTR_BYTES: usize = std::mem::size_of::<usize>();
+/// Bytes of a collection stored inline at the end of its block.
+const OBJ_BYTES: usize = std::mem::size_of::<Object>();
+/// Every block is allocated with this alignment, so an inline object can sit at an offset that
+/// is a multiple of it. The allocator hands out at least this alignment anyway.
+const BLOCK_ALIGN: usize = 8;
+const _: () = assert!(std::mem::align_of::<Object>() <= BLOCK_ALIGN);
+// Collections live inline in their entry's block: keeping the enum at four words keeps a small
+// hash or sorted set at two allocations (block and pack).
+const _: () = assert!(OBJ_BYTES <= 32);
 /// Longest key an entry can hold: the block length is 32 bits.
 pub const MAX_KEY_LEN: usize = u32::MAX as usize - 64;
 
@@ -178,7 +189,12 @@ pub const MAX_KEY_LEN: usize = u32::MAX as usize - 64;
 ///   alone and freed only by [`Drop`] or by [`Entry::replace_block`];
 /// - `len >= 1` (the key length byte is always there);
 /// - when the encoding is [`Encoding::RawHeap`], the last [`PTR_BYTES`] bytes of the block hold
-///   the exposed address of a `Box<Object>` owned by this entry; so do [`Encoding::Object`] blocks.
+///   the exposed address of a `Box<Object>` owned by this entry;
+/// - when the encoding is [`Encoding::Object`], the block is `[prefix][Object]`: the last
+///   [`OBJ_BYTES`] bytes, at an offset that is a multiple of [`BLOCK_ALIGN`], hold a live
+///   `Object` owned by this entry, and the prefix (deadline, key length, key, zeroed padding)
+///   is the only part ever viewed as bytes;
+/// - blocks are allocated with alignment [`BLOCK_ALIGN`].
 pub struct Entry {
     ptr: NonNull<u8>,
     len: u32,
@@ -298,6 +314,11 @@ enum Payload<'a> {
     /// The raw payload of another block, copied verbatim: an object address moves with its
     /// ownership, so the old block must then be freed without dropping the object.
     Moved(&'a [u8]),
+    /// A collection to store inline, at the block's end.
+    Inline(Object),
+    /// Another block's inline collection, moved bit for bit: the old block must then be freed
+    /// without dropping it.
+    MovedObject(*const Object),
 }
 
 fn leb128_len(mut v: usize) -> usize {
@@ -382,16 +403,31 @@ impl Entry {
         }
     }
 
-    /// The whole block.
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: `ptr` points to `len` initialised bytes owned by `self` (type invariant).
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len as usize) }
+    /// Bytes of the block that are plain bytes: all of it, except an inline object.
+    fn prefix_len(&self) -> usize {
+        match self.encoding() {
+            Encoding::Object => (self.len as usize).saturating_sub(OBJ_BYTES),
+            _ => self.len as usize,
+        }
     }
 
-    /// The whole block, mutably.
+    /// The block's bytes (without an inline object, whose padding is not plain bytes).
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` points to `len` bytes owned by `self`, of which the first `prefix_len`
+        // are initialised plain bytes (type invariant).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.prefix_len()) }
+    }
+
+    /// The block's bytes, mutably (without an inline object).
     fn bytes_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `bytes`, and `&mut self` guarantees exclusive access.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len as usize) }
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.prefix_len()) }
+    }
+
+    /// Where an inline object lives (only meaningful for [`Encoding::Object`]).
+    fn inline_object(&self) -> *mut Object {
+        // SAFETY: `prefix_len <= len`, so the pointer stays inside (or one past) the block.
+        unsafe { self.ptr.as_ptr().add(self.prefix_len()).cast::<Object>() }
     }
 
     fn head(&self) -> usize {
@@ -434,8 +470,14 @@ impl Entry {
         matches!(self.encoding(), Encoding::RawHeap | Encoding::Object)
     }
 
-    /// The separately allocated object of a heap-encoded value.
+    /// The object of a heap-encoded value: inline for collections, boxed for long strings.
     fn object(&self) -> Option<&Object> {
+        if self.encoding() == Encoding::Object {
+            // SAFETY: an Object block ends with a live, aligned `Object` owned by this entry
+            // (type invariant); the shared borrow of `self` keeps it alive and unaliased by
+            // writers.
+            return Some(unsafe { &*self.inline_object() });
+        }
         if !self.has_object() {
             return None;
         }
@@ -446,6 +488,10 @@ impl Entry {
     }
 
     fn object_mut(&mut self) -> Option<&mut Object> {
+        if self.encoding() == Encoding::Object {
+            // SAFETY: as in `object`, and `&mut self` guarantees exclusive access.
+            return Some(unsafe { &mut *self.inline_object() });
+        }
         if !self.has_object() {
             return None;
         }
@@ -454,9 +500,19 @@ impl Entry {
         Some(unsafe { &mut *std::ptr::with_exposed_provenance_mut::<Object>(addr) })
     }
 
-    /// Takes ownership of the heap object out of the block, if any, leaving the block's payload
-    /// dangling: the caller must replace or free the block next.
-    fn take_object(&mut self) -> Option<Box<Object>> {
+    /// Takes ownership of the object out of the block, if any, leaving the block's payload
+    /// meaningless: the caller must replace or free the block next.
+    fn take_object(&mut self) -> Option<Object> {
+        if self.encoding() == Encoding::Object {
+            let at = self.inline_object();
+            // SAFETY: the block ends with a live `Object` owned by this entry (type invariant).
+            // It is read out once: the bytes are then zeroed and the encoding switched to a
+            // plain-bytes one, so nothing reads or drops it again.
+            let obj = unsafe { std::ptr::read(at) };
+            unsafe { std::ptr::write_bytes(at.cast::<u8>(), 0, OBJ_BYTES) };
+            self.meta = (self.meta & !ENC_MASK) | Encoding::RawInline as u32;
+            return Some(obj);
+        }
         if !self.has_object() {
             return None;
         }
@@ -465,7 +521,8 @@ impl Entry {
         self.meta = (self.meta & !ENC_MASK) | Encoding::RawInline as u32;
         // SAFETY: the address came from `Box::into_raw` in `alloc_block` and is owned by this
         // entry; switching the encoding above guarantees it is reclaimed only once.
-        Some(unsafe { Box::from_raw(std::ptr::with_exposed_provenance_mut::<Object>(addr)) })
+        let boxed = unsafe { Box::from_raw(std::ptr::with_exposed_provenance_mut::<Object>(addr)) };
+        Some(*boxed)
     }
 
     /// Swaps in a new block, freeing the old one without touching any object its payload
@@ -512,11 +569,7 @@ impl Entry {
             (true, Some(d)) => self.bytes_mut()[..8].copy_from_slice(&d.to_le_bytes()),
             (false, None) => {}
             _ => {
-                let (start, end) = self.key_range();
-                let block = {
-                    let b = self.bytes();
-                    alloc_block(deadline, &b[start..end], Payload::Moved(&b[end..]))
-                };
+                let block = self.rebuilt_block(deadline, None);
                 self.replace_block(block);
                 self.meta = (self.meta & !VOLATILE) | if deadline.is_some() { VOLATILE } else { 0 };
             }
@@ -547,11 +600,30 @@ impl Entry {
             _ => Encoding::Object,
         };
         let volatile = if deadline.is_some() { VOLATILE } else { 0 };
-        let (ptr, len) = alloc_block(deadline, key, Payload::Object(Box::new(value)));
+        let payload = match value {
+            Object::Str(_) => Payload::Object(Box::new(value)),
+            _ => Payload::Inline(value),
+        };
+        let (ptr, len) = alloc_block(deadline, key, payload);
         Entry {
             ptr,
             len,
             meta: ((clock & CLOCK_MAX) << CLOCK_SHIFT) | volatile | enc as u32,
+        }
+    }
+
+    /// A new block for this entry with another expiry and/or key, the value moved over
+    /// without being copied (an inline object is moved bit for bit; the old block must then be
+    /// freed without dropping it, which [`Entry::replace_block`] does).
+    fn rebuilt_block(&self, deadline: Option<u64>, key: Option<&[u8]>) -> (NonNull<u8>, u32) {
+        let (start, end) = self.key_range();
+        let b = self.bytes();
+        let key = key.unwrap_or(&b[start..end]);
+        match self.encoding() {
+            Encoding::Object => {
+                alloc_block(deadline, key, Payload::MovedObject(self.inline_object()))
+            }
+            _ => alloc_block(deadline, key, Payload::Moved(&b[end..])),
         }
     }
 
@@ -647,9 +719,10 @@ impl Entry {
     /// A copy of this entry under another key, with the same value, expiry and clock (`COPY`).
     pub fn duplicate(&self, key: &[u8]) -> Entry {
         let key = &key[..key.len().min(MAX_KEY_LEN)];
-        let payload = match self.object() {
-            Some(obj) => Payload::Object(Box::new(obj.clone())),
-            None => Payload::Bytes(self.payload()),
+        let payload = match (self.encoding(), self.object()) {
+            (Encoding::Object, Some(obj)) => Payload::Inline(obj.clone()),
+            (_, Some(obj)) => Payload::Object(Box::new(obj.clone())),
+            (_, None) => Payload::Bytes(self.payload()),
         };
         let (ptr, len) = alloc_block(self.deadline(), key, payload);
         Entry {
@@ -663,7 +736,7 @@ impl Entry {
     /// Large values are moved, not copied.
     pub fn rekey(mut self, key: &[u8]) -> Entry {
         let key = &key[..key.len().min(MAX_KEY_LEN)];
-        let block = alloc_block(self.deadline(), key, Payload::Moved(self.payload()));
+        let block = self.rebuilt_block(self.deadline(), Some(key));
         self.replace_block(block);
         self
     }
@@ -683,7 +756,11 @@ impl Entry {
     pub fn mem_usage(&self) -> usize {
         let mut total = std::mem::size_of::<Entry>() + alloc_size(self.len as usize);
         if let Some(obj) = self.object() {
-            total += alloc_size(std::mem::size_of::<Object>()) + obj.mem_usage();
+            if self.encoding() != Encoding::Object {
+                // A long string's object is boxed; collections sit inside the block.
+                total += alloc_size(std::mem::size_of::<Object>());
+            }
+            total += obj.mem_usage();
         }
         total
     }
@@ -703,23 +780,29 @@ fn alloc_block(deadline: Option<u64>, key: &[u8], payload: Payload<'_>) -> (NonN
         Payload::Int(n) => int_bytes(n),
         _ => ([0; 8], 0),
     };
-    let payload_len = match &payload {
-        Payload::Bytes(b) | Payload::Moved(b) => b.len(),
-        Payload::Owned(v) => v.len(),
-        Payload::Int(_) => ilen,
-        Payload::Object(_) => PTR_BYTES,
-    };
     let head = if deadline.is_some() { 8 } else { 0 };
-    let total = head + leb128_len(key.len()) + key.len() + payload_len;
-    let layout = std::alloc::Layout::from_size_align(total, 1)
-        .unwrap_or_else(|_| std::alloc::Layout::new::<u8>());
+    let key_end = head + leb128_len(key.len()) + key.len();
+    // Plain bytes up to `prefix`; an inline object follows at that (aligned) offset.
+    let (prefix, total) = match &payload {
+        Payload::Bytes(b) | Payload::Moved(b) => (key_end + b.len(), key_end + b.len()),
+        Payload::Owned(v) => (key_end + v.len(), key_end + v.len()),
+        Payload::Int(_) => (key_end + ilen, key_end + ilen),
+        Payload::Object(_) => (key_end + PTR_BYTES, key_end + PTR_BYTES),
+        Payload::Inline(_) | Payload::MovedObject(_) => {
+            let at = key_end.next_multiple_of(BLOCK_ALIGN);
+            (at, at + OBJ_BYTES)
+        }
+    };
+    let layout = std::alloc::Layout::from_size_align(total, BLOCK_ALIGN)
+        .unwrap_or_else(|_| std::alloc::Layout::new::<u64>());
     // SAFETY: `layout` has a non-zero size (the key length byte is always present).
     let raw = unsafe { std::alloc::alloc(layout) };
     let Some(ptr) = NonNull::new(raw) else {
         std::alloc::handle_alloc_error(layout);
     };
-    // SAFETY: the allocation is `total` bytes long and not yet shared; we fill all of it below.
-    let b = unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), total) };
+    // SAFETY: the allocation is `total >= prefix` bytes long and not yet shared; the first
+    // `prefix` bytes are filled below before anything reads them.
+    let b = unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), prefix) };
     let mut pos = 0;
     if let Some(d) = deadline {
         b[..8].copy_from_slice(&d.to_le_bytes());
@@ -739,6 +822,7 @@ fn alloc_block(deadline: Option<u64>, key: &[u8], payload: Payload<'_>) -> (NonN
     }
     b[pos..pos + key.len()].copy_from_slice(key);
     pos += key.len();
+    let object_at = ptr.as_ptr().wrapping_add(prefix).cast::<Object>();
     match payload {
         Payload::Bytes(p) | Payload::Moved(p) => b[pos..].copy_from_slice(p),
         Payload::Owned(p) => b[pos..].copy_from_slice(&p),
@@ -746,6 +830,18 @@ fn alloc_block(deadline: Option<u64>, key: &[u8], payload: Payload<'_>) -> (NonN
         Payload::Object(obj) => {
             let addr = Box::into_raw(obj).expose_provenance();
             b[pos..].copy_from_slice(&addr.to_le_bytes());
+        }
+        Payload::Inline(obj) => {
+            b[pos..].fill(0);
+            // SAFETY: `object_at` is inside the allocation, `prefix` is a multiple of
+            // `BLOCK_ALIGN` from an allocation aligned to it, and `OBJ_BYTES` bytes follow.
+            unsafe { std::ptr::write(object_at, obj) };
+        }
+        Payload::MovedObject(from) => {
+            b[pos..].fill(0);
+            // SAFETY: as above for the destination; the source is another block's live object,
+            // which the caller frees without dropping (a bitwise move).
+            unsafe { std::ptr::copy_nonoverlapping(from, object_at, 1) };
         }
     }
     (ptr, total as u32)
@@ -756,8 +852,8 @@ fn alloc_block(deadline: Option<u64>, key: &[u8], payload: Payload<'_>) -> (NonN
 /// # Safety
 /// `ptr` must come from `alloc_block` with this `len`, and must not be used afterwards.
 unsafe fn free_block(ptr: NonNull<u8>, len: u32) {
-    let layout = std::alloc::Layout::from_size_align(len as usize, 1)
-        .unwrap_or_else(|_| std::alloc::Layout::new::<u8>());
+    let layout = std::alloc::Layout::from_size_align(len as usize, BLOCK_ALIGN)
+        .unwrap_or_else(|_| std::alloc::Layout::new::<u64>());
     // SAFETY: guaranteed by the caller.
     unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) };
 }
@@ -867,6 +963,44 @@ mod tests {
         assert_eq!(int_bytes(200).1, 2);
         let e = Entry::new_string(b"key:1", NewString::Auto(b"7"), None, 0);
         assert_eq!(e.mem_usage(), 16 + 8);
+    }
+
+    #[test]
+    fn inline_collections_survive_expiry_changes_renames_copies_and_overwrites() {
+        use crate::types::hash::Hash;
+        use crate::types::TypeLimits;
+        let limits = TypeLimits::default();
+        let mut hash = Hash::new();
+        for i in 0..20 {
+            hash.set(format!("f{i}").as_bytes(), b"value", &limits);
+        }
+        // Keys of every length modulo the alignment, so the object lands after varied padding.
+        for key_len in 0..20usize {
+            let key = vec![b'k'; key_len];
+            let mut e = Entry::new_object(&key, Object::Hash(hash.clone()), None, 5);
+            assert_eq!((e.kind(), e.encoding_name()), (Kind::Hash, "listpack"));
+            e.set_deadline(Some(1234));
+            assert_eq!(e.deadline(), Some(1234));
+            let copy = e.duplicate(b"copy-of-it");
+            let mut e = e.rekey(b"renamed-key");
+            e.set_deadline(None);
+            assert_eq!(e.key(), b"renamed-key");
+            assert_eq!(e.deadline(), None);
+            for entry in [&e, &copy] {
+                let Some(Object::Hash(h)) = entry.value() else {
+                    panic!("still a hash");
+                };
+                assert_eq!(h.len(), 20);
+            }
+            if let Some(Object::Hash(h)) = e.value_mut() {
+                h.set(b"another", b"field", &limits);
+            }
+            assert!(e.mem_usage() > std::mem::size_of::<Entry>());
+            e.set_string(NewString::Auto(b"now a string"), None);
+            assert_eq!(e.kind(), Kind::String);
+            assert_eq!(e.as_str(), Some(StrRef::Bytes(b"now a string")));
+            assert_eq!(copy.key(), b"copy-of-it");
+        }
     }
 
     #[test]

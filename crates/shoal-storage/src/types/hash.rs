@@ -50,7 +50,8 @@ pub struct Hash {
 #[derive(Clone, Debug)]
 enum Repr {
     Pack(Pack),
-    Table(Table),
+    /// Boxed so a hash stays three words wide: small hashes are the common case.
+    Table(Box<Table>),
 }
 
 impl Default for Repr {
@@ -187,7 +188,7 @@ impl Hash {
         while let (Some(f), Some(v)) = (items.next(), items.next()) {
             t.insert(&f.to_vec(), &v.to_vec());
         }
-        self.repr = Repr::Table(t);
+        self.repr = Repr::Table(Box::new(t));
     }
 
     /// Iterates over the (field, value) pairs, in the encoding's order.

@@ -8,6 +8,8 @@
 //! header 0x80..=0xBF + b  string of ((h & 0x3F) << 8 | b) bytes follows (up to 16383)
 //! header 0xC0 + u32 LE    string of that many bytes follows
 //! header 0xC1..=0xC8      integer in (h - 0xC0) little-endian two's-complement bytes
+//! header 0xC9..=0xFF      the integer h - 0xC9 (0..=54) itself, no data: small counters,
+//!                         scores and flags take two bytes, as listpack's 7-bit integers do
 //! backlen                 length of header+data, 7 bits per byte, read from the right
 //! ```
 //!
@@ -200,6 +202,7 @@ impl Pack {
                 let len = u32::from_le_bytes(self.buf.get(pos + 1..pos + 5)?.try_into().ok()?);
                 Some(Item::Bytes(self.buf.get(pos + 5..pos + 5 + len as usize)?))
             }
+            SMALL_INT..=0xFF => Some(Item::Int((h - SMALL_INT) as i64)),
             0xC1..=0xC8 => {
                 let n = (h - 0xC0) as usize;
                 let raw = self.buf.get(pos + 1..pos + 1 + n)?;
@@ -215,7 +218,12 @@ impl Pack {
     /// The element at `pos` and the position just after it (backlen included).
     fn element(&self, pos: usize) -> Option<(Item<'_>, usize)> {
         let item = self.get(pos)?;
-        let body = header_len_of(self.buf[pos]) + data_len(item);
+        let h = self.buf[pos];
+        let body = if h >= SMALL_INT {
+            1
+        } else {
+            header_len_of(h) + data_len(item)
+        };
         Some((item, pos + body + backlen_len(body)))
     }
 
@@ -407,9 +415,17 @@ struct IntEnc {
     len: usize,
 }
 
+/// The first header byte of an immediate small integer.
+const SMALL_INT: u8 = 0xC9;
+
 fn encode_int(n: i64) -> IntEnc {
-    let w = int_width(n);
     let mut bytes = [0u8; 11];
+    if (0..=(0xFF - SMALL_INT) as i64).contains(&n) {
+        bytes[0] = SMALL_INT + n as u8;
+        bytes[1] = 1;
+        return IntEnc { bytes, len: 2 };
+    }
+    let w = int_width(n);
     bytes[0] = 0xC0 + w as u8;
     bytes[1..1 + w].copy_from_slice(&n.to_le_bytes()[..w]);
     // The body is at most 9 bytes, so the back length is one byte.
@@ -547,6 +563,30 @@ mod tests {
         assert_eq!(p.len(), 4);
         p.clear();
         assert!(p.is_empty() && p.first().is_none() && p.last().is_none());
+    }
+
+    #[test]
+    fn small_integers_take_two_bytes() {
+        let mut p = Pack::new();
+        for v in ["0", "54", "55", "-1"] {
+            p.push_back(v.as_bytes());
+        }
+        // 2 + 2 bytes immediate, 3 + 3 bytes one-byte integers, after the count.
+        assert_eq!(p.byte_len(), 10);
+        assert_eq!(
+            texts(&p),
+            [
+                b"0".to_vec(),
+                b"54".to_vec(),
+                b"55".to_vec(),
+                b"-1".to_vec()
+            ]
+        );
+        let rev: Vec<Item<'_>> = p.iter_rev().collect();
+        assert_eq!(
+            rev,
+            [Item::Int(-1), Item::Int(55), Item::Int(54), Item::Int(0)]
+        );
     }
 
     #[test]

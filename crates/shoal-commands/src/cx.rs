@@ -76,10 +76,26 @@ pub struct ClientState {
     /// Blocking commands must not block (inside `MULTI` or a script): they answer as if their
     /// timeout had passed.
     pub no_block: bool,
+    /// True while the connection re-runs a blocked command because one of its keys changed.
+    /// A key that now holds another type is then skipped, not an error: Redis serves a blocked
+    /// client only from a key of the type it waits for, and keeps it waiting otherwise.
+    pub woken: bool,
     pub action: Option<Action>,
 }
 
 impl ClientState {
+    /// For a blocked client re-running its command: a key of the wrong type counts as empty
+    /// (see [`ClientState::woken`]); for anyone else the error stands.
+    pub fn skip_wrong_type<T>(
+        &self,
+        r: Result<Option<T>, CommandError>,
+    ) -> Result<Option<T>, CommandError> {
+        match r {
+            Err(CommandError::WrongType) if self.woken => Ok(None),
+            other => other,
+        }
+    }
+
     /// Asks the connection to park this client until one of `keys` changes (see [`BlockSpec`]).
     /// Returns the placeholder reply a blocking handler returns with it; the connection never
     /// sends it. Inside `MULTI` or a script, where nothing may block, returns the timeout reply
@@ -109,6 +125,7 @@ impl ClientState {
             reply: ReplyMode::On,
             close_after_reply: false,
             no_block: false,
+            woken: false,
             action: None,
         }
     }

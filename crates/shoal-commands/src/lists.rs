@@ -696,7 +696,8 @@ fn mpop(
     count: usize,
 ) -> Result<Option<Frame>, CommandError> {
     for key in keys {
-        if let Some(items) = pop_elements(cx, key, end, count)? {
+        let popped = pop_elements(cx, key, end, count);
+        if let Some(items) = cx.client.skip_wrong_type(popped)? {
             return Ok(Some(Frame::Array(vec![
                 Frame::Bulk(key.clone()),
                 Frame::Array(items),
@@ -712,7 +713,8 @@ fn blocking_pop(cx: &mut Cx<'_>, a: &[Bytes], end: End) -> CmdResult {
     let deadline = args::block_timeout(&a[last], TimeoutUnit::Seconds, cx.now)?;
     let keys = &a[1..last];
     for key in keys {
-        if let Some(mut items) = pop_elements(cx, key, end, 1)? {
+        let popped = pop_elements(cx, key, end, 1);
+        if let Some(mut items) = cx.client.skip_wrong_type(popped)? {
             if let Some(value) = items.pop() {
                 return Ok(Frame::Array(vec![Frame::Bulk(key.clone()), value]));
             }
@@ -758,9 +760,12 @@ fn move_element(
 ) -> Result<Option<Frame>, CommandError> {
     let fill = fill(cx);
     let db = cx.dbi();
+    let woken = cx.client.woken;
     let l = cx.db()?;
     match l.write(db, source)? {
         None => return Ok(None),
+        // A blocked client waits on: the source became another type while it waited.
+        Some(e) if woken && list_ref(&e).is_err() => return Ok(None),
         Some(e) => {
             list_ref(&e)?;
         }

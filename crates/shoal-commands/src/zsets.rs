@@ -1481,7 +1481,8 @@ fn pop_first(
     count: usize,
 ) -> Result<Option<(Bytes, Scored)>, CommandError> {
     for key in keys {
-        if read_zset_quiet(cx, key)?.is_some() {
+        let found = read_zset_quiet(cx, key).map(|z| z.map(|_| ()));
+        if cx.client.skip_wrong_type(found)?.is_some() {
             return Ok(Some((key.clone(), pop_from(cx, key, max, count)?)));
         }
     }

@@ -369,7 +369,10 @@ impl Blocked<'_> {
         let mut rerun = true;
         loop {
             if rerun {
-                match run_command(shared, info, client, &args, output, recent, false).await {
+                client.woken = true;
+                let step = run_command(shared, info, client, &args, output, recent, false).await;
+                client.woken = false;
+                match step {
                     Step::Block(..) => {}
                     step => return Ok(step),
                 }

@@ -271,3 +271,46 @@ fn producers_and_consumers_lose_and_duplicate_nothing() {
     assert_eq!(before, all.len(), "an element was popped twice");
     assert_eq!(all.len(), PRODUCERS * PER_PRODUCER, "an element was lost");
 }
+
+/// A key that becomes another type while a client waits on it neither wakes the client with an
+/// error nor stops it being served from its other keys, as in Redis; before blocking, though, a
+/// key of the wrong type is an error.
+#[test]
+fn a_key_that_changes_type_while_blocked_is_skipped() {
+    for server in servers() {
+        let mut admin = connect(server.addr());
+        admin.call(&["SET", "str", "x"]);
+        let mut c = connect(server.addr());
+        assert_eq!(
+            c.call(&["BLPOP", "str", "0.01"]),
+            Frame::Error(
+                "WRONGTYPE Operation against a key holding the wrong kind of value".into()
+            )
+        );
+        let mut w = connect(server.addr());
+        w.send_command(&[b"BLPOP", b"k1", b"k2", b"0"])
+            .expect("send");
+        await_blocked(&mut admin, 1);
+        admin.call(&["SET", "k1", "now a string"]);
+        admin.call(&["RPUSH", "k2", "v"]);
+        assert_eq!(
+            w.read_frame().expect("reply"),
+            pair("k2", "v"),
+            "{:?}",
+            server.kind()
+        );
+        await_blocked(&mut admin, 0);
+
+        w.send_command(&[b"BLMOVE", b"src", b"dst", b"LEFT", b"RIGHT", b"0"])
+            .expect("send");
+        await_blocked(&mut admin, 1);
+        admin.call(&["SET", "src", "a string"]);
+        admin.call(&["DEL", "src"]);
+        admin.call(&["RPUSH", "src", "moved"]);
+        assert_eq!(w.read_frame().expect("reply"), bulk("moved"));
+        assert_eq!(
+            admin.call(&["LRANGE", "dst", "0", "-1"]),
+            Frame::Array(vec![bulk("moved")])
+        );
+    }
+}

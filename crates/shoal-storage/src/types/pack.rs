@@ -211,7 +211,6 @@ impl Pack {
                 b[..n].copy_from_slice(raw);
                 Some(Item::Int(i64::from_le_bytes(b)))
             }
-            _ => None,
         }
     }
 

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use shoal_storage::{KeyEvent, Keyspace};
+use shoal_storage::{Journal, Keyspace};
 use tokio::sync::Notify;
 
 /// How a blocked client was released by `CLIENT UNBLOCK`.
@@ -137,12 +137,26 @@ impl Blocking {
         self.waiting.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Wakes the first waiter of every key a command changed.
-    pub fn signal(&self, events: &[KeyEvent]) {
-        if self.waiting.load(Ordering::SeqCst) == 0 || events.is_empty() {
+    /// Wakes the first waiter of every key a command changed (every key of two databases
+    /// `SWAPDB` exchanged).
+    pub fn signal(&self, journal: &Journal) {
+        if self.waiting.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let events = journal.events.as_deref().unwrap_or_default();
+        if events.is_empty() && journal.swapped_dbs.is_none() {
             return;
         }
         let q = self.queues.lock();
+        if let Some((a, b)) = journal.swapped_dbs {
+            for ((db, _), queue) in q.by_key.iter() {
+                if *db == a || *db == b {
+                    if let Some(head) = queue.front() {
+                        head.wake.notify_one();
+                    }
+                }
+            }
+        }
         for e in events {
             // Building the lookup key copies the key once per event; this runs only while
             // clients are blocked.

@@ -529,8 +529,8 @@ async fn run_command(
     }
     // Clients blocked on a key this command wrote get their turn. Journals carry key events
     // only while some client is blocked.
-    if let Some(events) = &ex.journal.events {
-        shared.blocking.signal(events);
+    if ex.journal.events.is_some() || ex.journal.swapped_dbs.is_some() {
+        shared.blocking.signal(&ex.journal);
     }
     // A blocking command with nothing to serve is neither answered nor counted yet: Redis counts
     // it once, when it is finally served or times out.

@@ -314,3 +314,25 @@ fn a_key_that_changes_type_while_blocked_is_skipped() {
         );
     }
 }
+
+/// `SWAPDB` brings a list into the database a client waits in: the client is served, as in
+/// Redis, although no command wrote the key.
+#[test]
+fn swapdb_serves_clients_blocked_in_the_swapped_databases() {
+    for server in servers() {
+        let mut admin = connect(server.addr());
+        let mut w = connect(server.addr());
+        w.call(&["SELECT", "1"]);
+        w.send_command(&[b"BLPOP", b"k", b"0"]).expect("send");
+        await_blocked(&mut admin, 1);
+        admin.call(&["RPUSH", "k", "from-db-0"]);
+        admin.call(&["SWAPDB", "0", "1"]);
+        assert_eq!(
+            w.read_frame().expect("reply"),
+            pair("k", "from-db-0"),
+            "{:?}",
+            server.kind()
+        );
+        await_blocked(&mut admin, 0);
+    }
+}

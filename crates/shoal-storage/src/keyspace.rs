@@ -69,6 +69,8 @@ pub struct Journal {
     pub dirty: u64,
     /// Key events, recorded only when someone needs them (collecting costs an allocation each).
     pub events: Option<Vec<KeyEvent>>,
+    /// Two databases exchanged by `SWAPDB`: every key of both may have changed.
+    pub swapped_dbs: Option<(usize, usize)>,
 }
 
 impl Journal {
@@ -77,12 +79,16 @@ impl Journal {
         Journal {
             dirty: 0,
             events: Some(Vec::new()),
+            swapped_dbs: None,
         }
     }
 
     /// Adds another journal's changes to this one.
     pub fn absorb(&mut self, other: Journal) {
         self.dirty += other.dirty;
+        if other.swapped_dbs.is_some() {
+            self.swapped_dbs = other.swapped_dbs;
+        }
         match (self.events.as_mut(), other.events) {
             (Some(mine), Some(theirs)) => mine.extend(theirs),
             (None, Some(theirs)) => self.events = Some(theirs),
@@ -389,6 +395,7 @@ impl Keyspace {
     /// Swaps two databases atomically (`SWAPDB`), recording the change in `journal`.
     pub fn swap_dbs(&self, a: usize, b: usize, journal: &mut Journal) {
         journal.dirty += 1;
+        journal.swapped_dbs = Some((a, b));
         let mut guards: Vec<_> = self.stripes.iter().map(|m| m.lock()).collect();
         for g in guards.iter_mut() {
             g.dbs.swap(a, b);

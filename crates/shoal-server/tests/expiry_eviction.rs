@@ -728,3 +728,78 @@ fn lowering_maxmemory_at_run_time_evicts_without_any_write() {
     assert!(evicted > 0, "nothing was evicted");
     assert_eq!(keys + evicted, KEYS as u64);
 }
+
+/// Eviction and expiry treat every collection like a string: under `allkeys-lru` a load of
+/// hashes, lists, sets, sorted sets and streams stays near `maxmemory` (their sizes are counted
+/// as they grow), and a collection given a past expiry is gone.
+#[test]
+fn eviction_and_expiry_cover_every_collection_type() {
+    const MAXMEMORY: u64 = 20 * 1024 * 1024;
+    const KEYS: usize = 25_000;
+    let server = start(
+        candidate(),
+        &["--maxmemory", "20mb", "--maxmemory-policy", "allkeys-lru"],
+    );
+    let mut client = connect(&server);
+    let field = "x".repeat(40);
+    // Five types, each key about 2 KB: about 50 MB written, two and a half times the limit.
+    let commands = (0..KEYS).map(|i| {
+        let key = format!("c:{i}");
+        let mut args: Vec<String> = match i % 5 {
+            0 => vec!["HSET".into(), key],
+            1 => vec!["RPUSH".into(), key],
+            2 => vec!["SADD".into(), key],
+            3 => vec!["ZADD".into(), key],
+            _ => vec!["XADD".into(), key, "*".into()],
+        };
+        for j in 0..40 {
+            match i % 5 {
+                0 | 4 => args.extend([format!("f{j}"), field.clone()]),
+                3 => args.extend([j.to_string(), format!("{field}{j}")]),
+                _ => args.push(format!("{field}{j}")),
+            }
+        }
+        let words: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        encode_command(&words)
+    });
+    // Replies are counts and stream IDs; the only error allowed is `-OOM`.
+    let commands: Vec<Vec<u8>> = commands.collect();
+    let mut refused = 0u64;
+    for batch in commands.chunks(BATCH) {
+        for reply in pipeline(&mut client, batch) {
+            if reply.starts_with(b"-") {
+                assert_eq!(String::from_utf8_lossy(&reply), OOM, "unexpected error");
+                refused += 1;
+            }
+        }
+    }
+    let (keys, evicted) = probe::wait_for(EVENT_DEADLINE, POLL, || {
+        let before = stat(&mut client, "evicted_keys");
+        let keys = dbsize(&mut client) as u64;
+        let after = stat(&mut client, "evicted_keys");
+        (before == after).then_some((keys, after))
+    })
+    .expect("eviction settles");
+    let used = used_memory(&mut client);
+    assert!(
+        used <= MAXMEMORY + MAXMEMORY / 4,
+        "used_memory {used} is more than 25% over maxmemory {MAXMEMORY}"
+    );
+    assert!(evicted > 0, "nothing was evicted");
+    assert_eq!(keys + evicted + refused, KEYS as u64);
+
+    config_set(&mut client, "maxmemory", "0");
+    for (kind, setup) in [
+        ("hash", vec!["HSET", "gone:h", "f", "v"]),
+        ("list", vec!["RPUSH", "gone:l", "a"]),
+        ("set", vec!["SADD", "gone:s", "a"]),
+        ("zset", vec!["ZADD", "gone:z", "1", "a"]),
+        ("stream", vec!["XADD", "gone:x", "*", "f", "v"]),
+    ] {
+        client.call(&setup);
+        let key = setup[1];
+        assert_eq!(client.call(&["TYPE", key]), Frame::Simple(kind.into()));
+        assert_eq!(client.call(&["PEXPIREAT", key, "1"]), Frame::Integer(1));
+        assert_eq!(client.call(&["EXISTS", key]), Frame::Integer(0), "{kind}");
+    }
+}

@@ -643,6 +643,11 @@ impl Entry {
         }
     }
 
+    /// True when this entry is a hash with at least one field that has an expiry time.
+    pub fn has_field_ttls(&self) -> bool {
+        matches!(self.value(), Some(Object::Hash(h)) if h.volatile_len() > 0)
+    }
+
     /// True when this entry is a collection with no elements left.
     pub fn is_empty_collection(&self) -> bool {
         self.value().is_some_and(Object::is_empty_collection)

@@ -35,6 +35,8 @@ impl ExpireEffort {
 pub struct ExpireCycleStats {
     pub sampled: usize,
     pub expired: usize,
+    /// Hash fields removed because their own expiry passed.
+    pub expired_fields: usize,
     /// True when the cycle visited every stripe before time ran out.
     pub completed: bool,
 }
@@ -73,6 +75,64 @@ impl Keyspace {
 }
 
 impl crate::keyspace::Locked<'_> {
+    /// Removes due fields from up to `keys_per_loop` hashes with field expiry in one database of
+    /// one locked stripe, continuing from where the last cycle stopped. Each change goes through
+    /// the write path, which deletes a hash left empty.
+    fn expire_fields(
+        &mut self,
+        db: usize,
+        sidx: usize,
+        effort: ExpireEffort,
+        stats: &mut ExpireCycleStats,
+    ) {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let now = self.now();
+        let Ok(d) = self.db_mut(db, sidx) else {
+            return;
+        };
+        if d.field_ttls.is_empty() {
+            return;
+        }
+        let after = match &d.field_cursor {
+            Some(k) => (Excluded(k.clone()), Unbounded),
+            None => (Unbounded, Unbounded),
+        };
+        let mut batch: Vec<Box<[u8]>> = d
+            .field_ttls
+            .range::<Box<[u8]>, _>(after)
+            .take(effort.keys_per_loop)
+            .cloned()
+            .collect();
+        if batch.len() < effort.keys_per_loop {
+            // Wrap around to the first keys.
+            let more = effort.keys_per_loop - batch.len();
+            let first: Vec<Box<[u8]>> = d.field_ttls.iter().take(more).cloned().collect();
+            for k in first {
+                if !batch.contains(&k) {
+                    batch.push(k);
+                }
+            }
+        }
+        d.field_cursor = batch.last().cloned();
+        for key in batch {
+            let due = matches!(
+                self.peek(db, &key),
+                Ok(Some(e)) if matches!(
+                    e.value(),
+                    Some(crate::Object::Hash(h)) if h.next_deadline().is_some_and(|t| t <= now)
+                )
+            );
+            if !due {
+                continue;
+            }
+            let removed = self.update(db, &key, |e| match e.get_mut().value_mut() {
+                Some(crate::Object::Hash(h)) => h.purge_expired(now),
+                _ => 0,
+            });
+            stats.expired_fields += removed.ok().flatten().unwrap_or(0);
+        }
+    }
+
     /// Expires keys in one locked stripe. Returns true when time ran out.
     fn expire_stripe(
         &mut self,
@@ -84,6 +144,7 @@ impl crate::keyspace::Locked<'_> {
         let now = self.now();
         let dbs = self.keyspace().databases();
         for db in 0..dbs {
+            self.expire_fields(db, sidx, effort, stats);
             let Ok(d) = self.db_mut(db, sidx) else {
                 return false;
             };

@@ -128,6 +128,11 @@ pub struct StripeDb {
     pub(crate) volatile: usize,
     /// Estimated bytes held by this database's entries in this stripe.
     pub(crate) mem: usize,
+    /// Keys of hashes with per-field expiry times, kept by the write path, so the active expiry
+    /// cycle can remove due fields from hashes no client touches.
+    pub(crate) field_ttls: std::collections::BTreeSet<Box<[u8]>>,
+    /// Where the cycle stopped walking `field_ttls`.
+    pub(crate) field_cursor: Option<Box<[u8]>>,
 }
 
 /// One lock stripe: the slot tables of its slots in every database.
@@ -624,6 +629,7 @@ impl<'a> Locked<'a> {
             tables,
             volatile,
             mem,
+            field_ttls,
             ..
         } = db_in(guards, *all, p.stripe, db)?;
         let Some(table) = tables.get_mut(p.index) else {
@@ -635,11 +641,14 @@ impl<'a> Locked<'a> {
         evict::touch(entry, *now, &ev);
         let before_mem = entry.mem_usage();
         let before_volatile = entry.is_volatile();
+        let before_field_ttls = entry.has_field_ttls();
         Ok(Some(EntryMut {
             entry,
             table_volatile: &mut table.volatile,
             db_volatile: volatile,
             db_mem: mem,
+            field_ttls,
+            before_field_ttls,
             ks,
             journal,
             db,
@@ -655,6 +664,7 @@ impl<'a> Locked<'a> {
         let p = self.place(entry.key());
         let size = entry.mem_usage();
         let volatile = entry.is_volatile();
+        let field_key: Option<Box<[u8]>> = entry.has_field_ttls().then(|| entry.key().into());
         let Locked {
             ks,
             guards,
@@ -689,6 +699,17 @@ impl<'a> Locked<'a> {
         let (old_size, old_volatile) = old
             .as_ref()
             .map_or((0, false), |o| (o.mem_usage(), o.is_volatile()));
+        match (old.as_ref().is_some_and(Entry::has_field_ttls), field_key) {
+            (_, Some(key)) => {
+                d.field_ttls.insert(key);
+            }
+            (true, None) => {
+                if let Some(o) = &old {
+                    d.field_ttls.remove(o.key());
+                }
+            }
+            (false, None) => {}
+        }
         if old.is_none() {
             d.keys += 1;
         }
@@ -762,6 +783,9 @@ impl<'a> Locked<'a> {
         if old.is_volatile() {
             d.volatile -= 1;
         }
+        if old.has_field_ttls() {
+            d.field_ttls.remove(old.key());
+        }
         ks.add_mem(-(size as i64));
         Ok(Some(old))
     }
@@ -829,6 +853,8 @@ pub struct EntryMut<'l> {
     table_volatile: &'l mut u32,
     db_volatile: &'l mut usize,
     db_mem: &'l mut usize,
+    field_ttls: &'l mut std::collections::BTreeSet<Box<[u8]>>,
+    before_field_ttls: bool,
     ks: &'l Keyspace,
     journal: &'l mut Journal,
     db: usize,
@@ -867,6 +893,15 @@ impl Drop for EntryMut<'_> {
             (true, false) => {
                 *self.table_volatile -= 1;
                 *self.db_volatile -= 1;
+            }
+            _ => {}
+        }
+        match (self.before_field_ttls, self.entry.has_field_ttls()) {
+            (false, true) => {
+                self.field_ttls.insert(self.entry.key().into());
+            }
+            (true, false) => {
+                self.field_ttls.remove(self.entry.key());
             }
             _ => {}
         }

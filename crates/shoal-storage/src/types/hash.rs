@@ -547,10 +547,14 @@ impl Table {
 
     /// Moves up to [`REHASH_STEP`] non-empty buckets of `old` into `main`, freeing `old` once
     /// it is empty.
+    #[inline]
     fn rehash_step(&mut self) {
-        if !self.rehashing() {
-            return;
+        if self.rehashing() {
+            self.rehash_buckets();
         }
+    }
+
+    fn rehash_buckets(&mut self) {
         let mask = self.main.len() - 1;
         let mut moved = 0;
         let mut empty = 0;

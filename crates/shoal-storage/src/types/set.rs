@@ -180,7 +180,7 @@ impl Set {
             Repr::Ints(IntSet::I16(v)) => IterInner::I16(v.iter()),
             Repr::Ints(IntSet::I32(v)) => IterInner::I32(v.iter()),
             Repr::Ints(IntSet::I64(v)) => IterInner::I64(v.iter()),
-            Repr::Table(t) => IterInner::Table(t.old.iter().chain(t.shards.iter()).flatten()),
+            Repr::Table(t) => IterInner::Table(t.old().iter().chain(t.shards.iter()).flatten()),
         })
     }
 
@@ -463,16 +463,13 @@ fn position(h: u64) -> u64 {
 /// filled from the old ones one prefix at a time, a step per write, so no command moves more
 /// than a couple of shards' worth of members. While that runs, a member whose top
 /// `min(bits, old_bits)` hash bits are below `moved` lives in `shards`, any other in `old`.
+/// That state is boxed, so the table of a small set stays one 64-byte allocation.
 #[derive(Clone, Debug)]
 struct Table {
     shards: Vec<Shard>,
     bits: u32,
-    /// The shards being emptied into `shards` (`old_bits` of prefix); empty when no change of
-    /// shard count is under way.
-    old: Vec<Shard>,
-    old_bits: u32,
-    /// Prefixes (of `min(bits, old_bits)` bits) already moved from `old` to `shards`.
-    moved: usize,
+    /// The change of shard count under way, if any.
+    migration: Option<Box<Migration>>,
     len: usize,
     /// Heap bytes of the members themselves.
     member_bytes: usize,
@@ -481,6 +478,15 @@ struct Table {
 }
 
 type Shard = HashTable<Box<[u8]>>;
+
+/// The shards being emptied into the table's, which are keyed by `old_bits` bits of hash.
+#[derive(Clone, Debug)]
+struct Migration {
+    old: Vec<Shard>,
+    old_bits: u32,
+    /// Prefixes (of `min(bits, old_bits)` bits) already moved.
+    moved: usize,
+}
 
 /// Which array a shard is in.
 #[derive(Clone, Copy)]
@@ -504,9 +510,7 @@ impl Table {
         Table {
             shards,
             bits,
-            old: Vec::new(),
-            old_bits: 0,
-            moved: 0,
+            migration: None,
             len: 0,
             member_bytes: 0,
             table_bytes,
@@ -514,34 +518,44 @@ impl Table {
     }
 
     fn mem_usage(&self) -> usize {
-        let vecs = (self.shards.capacity() + self.old.capacity()) * std::mem::size_of::<Shard>();
-        alloc_size(vecs) + self.member_bytes + self.table_bytes
+        let vec = self.shards.capacity() * std::mem::size_of::<Shard>();
+        let migration = self.migration.as_ref().map_or(0, |m| {
+            alloc_size(std::mem::size_of::<Migration>())
+                + alloc_size(m.old.capacity() * std::mem::size_of::<Shard>())
+        });
+        alloc_size(vec) + migration + self.member_bytes + self.table_bytes
     }
 
     fn migrating(&self) -> bool {
-        !self.old.is_empty()
+        self.migration.is_some()
+    }
+
+    /// The shards being emptied (none when no migration runs).
+    fn old(&self) -> &[Shard] {
+        self.migration.as_ref().map_or(&[], |m| &m.old)
     }
 
     /// Where the member of hash `h` lives: the array and the shard's index in it.
     fn locate(&self, h: u64) -> (Side, usize) {
-        if self.migrating() && shard_index(h, self.bits.min(self.old_bits)) >= self.moved {
-            (Side::Old, shard_index(h, self.old_bits))
-        } else {
-            (Side::New, shard_index(h, self.bits))
+        match &self.migration {
+            Some(m) if shard_index(h, self.bits.min(m.old_bits)) >= m.moved => {
+                (Side::Old, shard_index(h, m.old_bits))
+            }
+            _ => (Side::New, shard_index(h, self.bits)),
         }
     }
 
     fn shard(&self, (side, i): (Side, usize)) -> Option<&Shard> {
         match side {
             Side::New => self.shards.get(i),
-            Side::Old => self.old.get(i),
+            Side::Old => self.migration.as_ref()?.old.get(i),
         }
     }
 
     fn shard_mut(&mut self, (side, i): (Side, usize)) -> Option<&mut Shard> {
         match side {
             Side::New => self.shards.get_mut(i),
-            Side::Old => self.old.get_mut(i),
+            Side::Old => self.migration.as_mut()?.old.get_mut(i),
         }
     }
 
@@ -613,10 +627,13 @@ impl Table {
     /// hash prefix, so scan cursors stay valid. The new shards start unallocated.
     fn start_migration(&mut self, bits: u32) {
         let shards = (0..1usize << bits).map(|_| HashTable::new()).collect();
-        self.old = std::mem::replace(&mut self.shards, shards);
-        self.old_bits = self.bits;
+        let old = std::mem::replace(&mut self.shards, shards);
+        self.migration = Some(Box::new(Migration {
+            old,
+            old_bits: self.bits,
+            moved: 0,
+        }));
         self.bits = bits;
-        self.moved = 0;
         self.migrate_step();
     }
 
@@ -631,12 +648,15 @@ impl Table {
     }
 
     fn migrate_prefix(&mut self) {
-        let coarse = self.bits.min(self.old_bits);
-        let p = self.moved;
-        let from = p << (self.old_bits - coarse)..(p + 1) << (self.old_bits - coarse);
+        let Some(mut m) = self.migration.take() else {
+            return;
+        };
+        let coarse = self.bits.min(m.old_bits);
+        let p = m.moved;
+        let from = p << (m.old_bits - coarse)..(p + 1) << (m.old_bits - coarse);
         let total: usize = from
             .clone()
-            .filter_map(|i| self.old.get(i))
+            .filter_map(|i| m.old.get(i))
             .map(HashTable::len)
             .sum();
         // Growing splits the prefix into two shards (told apart by the next hash bit), each
@@ -650,15 +670,15 @@ impl Table {
             }
         }
         for i in from {
-            let Some(shard) = self.old.get_mut(i) else {
+            let Some(shard) = m.old.get_mut(i) else {
                 continue;
             };
             self.table_bytes -= alloc_size(shard.allocation_size());
-            for m in std::mem::take(shard) {
-                let h = hash(&m);
+            for member in std::mem::take(shard) {
+                let h = hash(&member);
                 if let Some(dest) = self.shards.get_mut(shard_index(h, self.bits)) {
                     let before = dest.allocation_size();
-                    dest.insert_unique(mix(h), m, |m| shard_hash(m));
+                    dest.insert_unique(mix(h), member, |m| shard_hash(m));
                     let after = dest.allocation_size();
                     if after != before {
                         self.table_bytes =
@@ -667,25 +687,25 @@ impl Table {
                 }
             }
         }
-        self.moved += 1;
-        if self.moved >= 1 << coarse {
-            self.old = Vec::new();
-            self.moved = 0;
+        m.moved += 1;
+        if m.moved < 1 << coarse {
+            self.migration = Some(m);
         }
     }
 
     /// The shards that may hold members, in no particular order, as (count, k-th shard).
     fn live_shards(&self) -> (usize, impl Fn(usize) -> Option<(Side, usize)> + '_) {
-        let (new_done, old_from) = if self.migrating() {
-            let coarse = self.bits.min(self.old_bits);
-            (
-                self.moved << (self.bits - coarse),
-                self.moved << (self.old_bits - coarse),
-            )
-        } else {
-            (self.shards.len(), 0)
+        let (new_done, old_from) = match &self.migration {
+            Some(m) => {
+                let coarse = self.bits.min(m.old_bits);
+                (
+                    m.moved << (self.bits - coarse),
+                    m.moved << (m.old_bits - coarse),
+                )
+            }
+            None => (self.shards.len(), 0),
         };
-        let count = new_done + self.old.len().saturating_sub(old_from);
+        let count = new_done + self.old().len().saturating_sub(old_from);
         (count, move |k: usize| {
             if k < new_done {
                 Some((Side::New, k))
@@ -759,7 +779,7 @@ impl Table {
         let at = self.locate(h);
         let bits = match at.0 {
             Side::New => self.bits,
-            Side::Old => self.old_bits,
+            Side::Old => self.migration.as_ref().map_or(0, |m| m.old_bits),
         };
         let end = (at.1 as u64 + 1) << (POS_BITS - bits);
         (self.shard(at), end)
@@ -922,7 +942,7 @@ mod tests {
         let table = |s: &Set| match &s.repr {
             Repr::Table(t) => {
                 let recount: usize = t
-                    .old
+                    .old()
                     .iter()
                     .chain(t.shards.iter())
                     .map(|s| alloc_size(s.allocation_size()))
@@ -1003,6 +1023,8 @@ mod tests {
         }
         assert!(s.mem_usage() < full / 10);
         assert_eq!(empty, 0);
+        // A small set's table is one 64-byte allocation; migration state lives apart.
+        assert!(std::mem::size_of::<Table>() <= 64);
     }
 
     #[test]

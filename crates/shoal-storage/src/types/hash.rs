@@ -320,14 +320,14 @@ impl Hash {
     }
 }
 
+/// Iterator over one bucket array of a hash table.
+type Buckets<'a> = std::slice::Iter<'a, Option<Box<Node>>>;
+
 /// Iterator over a hash's (field, value) pairs.
 pub enum Iter<'a> {
     Pack(super::pack::Iter<'a>),
     Table {
-        buckets: std::iter::Chain<
-            std::slice::Iter<'a, Option<Box<Node>>>,
-            std::slice::Iter<'a, Option<Box<Node>>>,
-        >,
+        buckets: std::iter::Chain<Buckets<'a>, Buckets<'a>>,
         node: Option<&'a Node>,
     },
 }
@@ -434,7 +434,7 @@ fn array_heap(b: &[Option<Box<Node>>]) -> usize {
     alloc_size(std::mem::size_of_val(b))
 }
 
-fn chain<'a>(b: &'a [Option<Box<Node>>], h: u64) -> Option<&'a Node> {
+fn chain(b: &[Option<Box<Node>>], h: u64) -> Option<&Node> {
     b.get((h as usize) & b.len().wrapping_sub(1))?.as_deref()
 }
 

@@ -805,8 +805,26 @@ fn write_hash<R>(
     let db = cx.dbi();
     let now = cx.now;
     let l = cx.db()?;
-    expire_fields(l, db, key, now)?;
-    l.update(db, key, f)?.transpose()
+    // The common case, a hash with no field due, costs one lookup: `f` runs in the same
+    // `update`. Only when fields are due does the write step back, purge them (deleting the
+    // key if none remain, as Redis does) and look the key up again.
+    let mut f = Some(f);
+    let first = l.update(db, key, |e| {
+        let due = matches!(e.get().value(), Some(Object::Hash(h))
+            if h.next_deadline().is_some_and(|d| d <= now));
+        if due {
+            return None;
+        }
+        f.take().map(|f| f(e))
+    })?;
+    match (first, f) {
+        (Some(Some(r)), _) => r.map(Some),
+        (Some(None), Some(f)) => {
+            expire_fields(l, db, key, now)?;
+            l.update(db, key, f)?.transpose()
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Stores a new hash at `key` (nothing when it is empty: Redis never keeps empty hashes).

@@ -196,7 +196,7 @@ impl Hash {
         match &self.repr {
             Repr::Pack(p) => Iter::Pack(p.iter()),
             Repr::Table(t) => Iter::Table {
-                buckets: t.buckets.iter(),
+                buckets: t.old.iter().chain(t.main.iter()),
                 node: None,
             },
         }
@@ -320,11 +320,14 @@ impl Hash {
     }
 }
 
+/// Iterator over one bucket array of a hash table.
+type Buckets<'a> = std::slice::Iter<'a, Option<Box<Node>>>;
+
 /// Iterator over a hash's (field, value) pairs.
 pub enum Iter<'a> {
     Pack(super::pack::Iter<'a>),
     Table {
-        buckets: std::slice::Iter<'a, Option<Box<Node>>>,
+        buckets: std::iter::Chain<Buckets<'a>, Buckets<'a>>,
         node: Option<&'a Node>,
     },
 }
@@ -373,6 +376,19 @@ impl Node {
         self.data.get(..self.split).unwrap_or_default()
     }
 
+    /// Replaces the value, in place when it has the old one's length.
+    fn set_value(&mut self, value: &[u8]) {
+        match self.data.get_mut(self.split..) {
+            Some(old) if old.len() == value.len() => old.copy_from_slice(value),
+            _ => {
+                let mut data = Vec::with_capacity(self.split + value.len());
+                data.extend_from_slice(self.field());
+                data.extend_from_slice(value);
+                self.data = data.into_boxed_slice();
+            }
+        }
+    }
+
     fn value(&self) -> &[u8] {
         self.data.get(self.split..).unwrap_or_default()
     }
@@ -384,34 +400,71 @@ impl Node {
 }
 
 /// A chained hash table with a power-of-two bucket count, grown when it holds more elements
-/// than buckets and shrunk below one element per eight buckets, rehashed at once.
+/// than buckets and shrunk below one element per eight buckets.
+///
+/// Resizing is incremental, as in Redis's `dict`: a resize allocates the new bucket array and
+/// keeps the old one, and every write moves a few of the old buckets over ([`REHASH_STEP`]),
+/// so no single command pays for moving the whole table. While both arrays are in use, new
+/// elements go to `main`, lookups search both, and `old`'s buckets below `moved` are empty.
 #[derive(Clone, Debug, Default)]
 struct Table {
-    buckets: Vec<Option<Box<Node>>>,
+    main: Vec<Option<Box<Node>>>,
+    /// The array being emptied into `main`; empty when no resize is under way.
+    old: Vec<Option<Box<Node>>>,
+    /// Buckets of `old` already moved.
+    moved: usize,
     len: usize,
-    /// Heap bytes of the bucket array and every node, kept as elements come and go.
+    /// Heap bytes of the bucket arrays and every node, kept as elements come and go.
     heap: usize,
 }
 
 const MIN_BUCKETS: usize = 4;
 
+/// Non-empty buckets moved per write while resizing; ten times as many empty ones may be passed
+/// over, as Redis bounds its `dictRehash` steps.
+const REHASH_STEP: usize = 4;
+
+/// A bucket array of `n` empty buckets (zeroed memory, which the allocator may hand out without
+/// writing it).
+fn buckets(n: usize) -> Vec<Option<Box<Node>>> {
+    vec![None; n]
+}
+
+fn array_heap(b: &[Option<Box<Node>>]) -> usize {
+    alloc_size(std::mem::size_of_val(b))
+}
+
+fn chain(b: &[Option<Box<Node>>], h: u64) -> Option<&Node> {
+    b.get((h as usize) & b.len().wrapping_sub(1))?.as_deref()
+}
+
 impl Table {
-    fn bucket(&self, field: &[u8]) -> usize {
-        (hash_of(field) as usize) & (self.buckets.len().wrapping_sub(1))
+    fn rehashing(&self) -> bool {
+        !self.old.is_empty()
     }
 
     fn reserve(&mut self, n: usize) {
         let want = n.max(MIN_BUCKETS).next_power_of_two();
-        if want > self.buckets.len() {
-            self.resize(want);
+        if want > self.main.len() && !self.rehashing() {
+            self.heap -= array_heap(&self.main);
+            self.main = buckets(want);
+            self.heap += array_heap(&self.main);
         }
     }
 
     fn get(&self, field: &[u8]) -> Option<&Node> {
-        if self.buckets.is_empty() {
+        if self.len == 0 {
             return None;
         }
-        let mut node = self.buckets.get(self.bucket(field))?.as_deref();
+        let h = hash_of(field);
+        let mut node = chain(&self.main, h);
+        while let Some(n) = node {
+            if n.field() == field {
+                return Some(n);
+            }
+            node = n.next.as_deref();
+        }
+        let mut node = chain(&self.old, h);
         while let Some(n) = node {
             if n.field() == field {
                 return Some(n);
@@ -421,73 +474,113 @@ impl Table {
         None
     }
 
+    /// The node of `field`, searching both arrays.
+    fn find_mut(&mut self, field: &[u8], h: u64) -> Option<&mut Node> {
+        for b in [&mut self.main, &mut self.old] {
+            let mask = b.len().wrapping_sub(1);
+            let mut cur = b
+                .get_mut((h as usize) & mask)
+                .and_then(|c| c.as_deref_mut());
+            while let Some(n) = cur {
+                if n.field() == field {
+                    return Some(n);
+                }
+                cur = n.next.as_deref_mut();
+            }
+        }
+        None
+    }
+
     /// Inserts or replaces; returns true when the field is new.
     fn insert(&mut self, field: &[u8], value: &[u8]) -> bool {
-        if self.buckets.is_empty() {
-            self.resize(MIN_BUCKETS);
+        self.rehash_step();
+        let h = hash_of(field);
+        if let Some(n) = self.find_mut(field, h) {
+            let old = n.heap();
+            n.set_value(value);
+            let new = n.heap();
+            self.heap = self.heap + new - old;
+            return false;
         }
-        let b = self.bucket(field);
-        let Some(head) = self.buckets.get_mut(b) else {
+        if self.main.is_empty() {
+            self.main = buckets(MIN_BUCKETS);
+            self.heap += array_heap(&self.main);
+        }
+        let mask = self.main.len() - 1;
+        let Some(head) = self.main.get_mut((h as usize) & mask) else {
             return false;
         };
-        let mut cur = head.as_deref_mut();
-        while let Some(n) = cur {
-            if n.field() == field {
-                let old = n.heap();
-                let mut fresh = Node::new(field, value);
-                fresh.next = n.next.take();
-                *n = *fresh;
-                self.heap = self.heap + n.heap() - old;
-                return false;
-            }
-            cur = n.next.as_deref_mut();
-        }
         let mut node = Node::new(field, value);
         self.heap += node.heap();
         node.next = head.take();
         *head = Some(node);
         self.len += 1;
-        if self.len > self.buckets.len() {
-            self.resize(self.buckets.len() * 2);
+        if self.len > self.main.len() && !self.rehashing() {
+            self.start_resize(self.main.len() * 2);
         }
         true
     }
 
     /// Unlinks and returns the node of `field`.
     fn remove(&mut self, field: &[u8]) -> Option<Box<Node>> {
-        if self.buckets.is_empty() {
+        if self.len == 0 {
             return None;
         }
-        let b = self.bucket(field);
-        let mut link = self.buckets.get_mut(b)?;
-        while link.as_ref().is_some_and(|n| n.field() != field) {
-            link = &mut link.as_mut()?.next;
-        }
-        let mut node = link.take()?;
-        *link = node.next.take();
+        self.rehash_step();
+        let h = hash_of(field);
+        let node = unlink(&mut self.main, field, h).or_else(|| unlink(&mut self.old, field, h))?;
         self.len -= 1;
         self.heap -= node.heap();
-        if self.buckets.len() > MIN_BUCKETS && self.len * 8 < self.buckets.len() {
-            self.resize((self.len.max(1) * 2).next_power_of_two().max(MIN_BUCKETS));
+        if !self.rehashing() && self.main.len() > MIN_BUCKETS && self.len * 8 < self.main.len() {
+            self.start_resize((self.len.max(1) * 2).next_power_of_two().max(MIN_BUCKETS));
         }
         Some(node)
     }
 
-    fn resize(&mut self, buckets: usize) {
-        let old = std::mem::take(&mut self.buckets);
-        self.heap -= alloc_size(old.capacity() * std::mem::size_of::<Option<Box<Node>>>());
-        self.buckets.resize_with(buckets, || None);
-        self.heap += alloc_size(self.buckets.capacity() * std::mem::size_of::<Option<Box<Node>>>());
-        let mask = buckets - 1;
-        for mut chain in old {
-            while let Some(mut n) = chain {
-                chain = n.next.take();
-                let b = (hash_of(n.field()) as usize) & mask;
-                if let Some(head) = self.buckets.get_mut(b) {
+    /// Makes a fresh array of `n` buckets the main one and starts moving the elements over.
+    fn start_resize(&mut self, n: usize) {
+        self.old = std::mem::replace(&mut self.main, buckets(n));
+        self.moved = 0;
+        self.heap += array_heap(&self.main);
+        self.rehash_step();
+    }
+
+    /// Moves up to [`REHASH_STEP`] non-empty buckets of `old` into `main`, freeing `old` once
+    /// it is empty.
+    #[inline]
+    fn rehash_step(&mut self) {
+        if self.rehashing() {
+            self.rehash_buckets();
+        }
+    }
+
+    fn rehash_buckets(&mut self) {
+        let mask = self.main.len() - 1;
+        let mut moved = 0;
+        let mut empty = 0;
+        while moved < REHASH_STEP && empty < REHASH_STEP * 10 {
+            let Some(slot) = self.old.get_mut(self.moved) else {
+                break;
+            };
+            self.moved += 1;
+            let mut next = slot.take();
+            if next.is_none() {
+                empty += 1;
+                continue;
+            }
+            while let Some(mut n) = next {
+                next = n.next.take();
+                if let Some(head) = self.main.get_mut((hash_of(n.field()) as usize) & mask) {
                     n.next = head.take();
                     *head = Some(n);
                 }
             }
+            moved += 1;
+        }
+        if self.moved >= self.old.len() {
+            self.heap -= array_heap(&self.old);
+            self.old = Vec::new();
+            self.moved = 0;
         }
     }
 
@@ -500,31 +593,60 @@ impl Table {
     /// reversed order come right after each other, both at or after the cursor; when it halves,
     /// buckets merge into one already at or after the cursor's masked value. Either way no
     /// bucket that still holds unvisited elements is skipped, so an element present for the
-    /// whole scan is returned at least once (possibly twice after a shrink).
+    /// whole scan is returned at least once (possibly twice after a shrink). While a resize is
+    /// under way each step visits the cursor's bucket in the smaller array and every bucket of
+    /// the larger one that it expands to, as Redis's `dictScan` does.
     fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&Node)) -> u64 {
-        if self.buckets.is_empty() {
+        if self.main.is_empty() {
             return 0;
         }
-        let mask = (self.buckets.len() - 1) as u64;
-        let mut v = cursor;
-        let mut visited = 0usize;
-        let mut budget = count.max(1).saturating_mul(10);
-        loop {
-            let mut node = self
-                .buckets
-                .get((v & mask) as usize)
-                .and_then(|b| b.as_deref());
+        let mut visit_chain = |b: &[Option<Box<Node>>], i: u64| -> usize {
+            let mut visited = 0;
+            let mut node = b.get(i as usize).and_then(|n| n.as_deref());
             while let Some(n) = node {
                 visit(n);
                 visited += 1;
                 node = n.next.as_deref();
             }
-            v |= !mask;
-            v = v.reverse_bits().wrapping_add(1).reverse_bits();
+            visited
+        };
+        let (small, large) = if self.old.len() < self.main.len() {
+            (&self.old, &self.main)
+        } else {
+            (&self.main, &self.old)
+        };
+        let mut v = cursor;
+        let mut visited = 0usize;
+        let mut budget = count.max(1).saturating_mul(10);
+        loop {
+            if small.is_empty() {
+                let m = (large.len() - 1) as u64;
+                visited += visit_chain(large, v & m);
+                v = next_cursor(v, m);
+            } else {
+                let m0 = (small.len() - 1) as u64;
+                let m1 = (large.len() - 1) as u64;
+                visited += visit_chain(small, v & m0);
+                loop {
+                    visited += visit_chain(large, v & m1);
+                    v = next_cursor(v, m1);
+                    if v & (m0 ^ m1) == 0 {
+                        break;
+                    }
+                }
+            }
             budget -= 1;
             if v == 0 || visited >= count || budget == 0 {
                 return v;
             }
+        }
+    }
+
+    /// A bucket of the two arrays taken as one sequence, `old`'s first.
+    fn bucket_at(&self, i: usize) -> Option<&Node> {
+        match i.checked_sub(self.old.len()) {
+            None => self.old.get(i)?.as_deref(),
+            Some(j) => self.main.get(j)?.as_deref(),
         }
     }
 
@@ -533,20 +655,24 @@ impl Table {
         if self.len == 0 {
             return None;
         }
-        let mask = self.buckets.len() - 1;
+        // Buckets of `old` below `moved` are known to be empty.
+        let first = self.moved;
+        let span = self.old.len() + self.main.len() - first;
         // The table is at least one-eighth full, so a non-empty bucket turns up quickly; the
         // linear fallback only guarantees termination.
-        let mut b = (rng() as usize) & mask;
+        let mut b = first + (rng() % span as u64) as usize;
         for _ in 0..64 {
-            if self.buckets.get(b).is_some_and(Option::is_some) {
+            if self.bucket_at(b).is_some() {
                 break;
             }
-            b = (rng() as usize) & mask;
+            b = first + (rng() % span as u64) as usize;
         }
-        while self.buckets.get(b).is_some_and(Option::is_none) {
-            b = (b + 1) & mask;
+        let mut head = self.bucket_at(b);
+        while head.is_none() {
+            b = if b + 1 >= first + span { first } else { b + 1 };
+            head = self.bucket_at(b);
         }
-        let head = self.buckets.get(b)?.as_deref()?;
+        let head = head?;
         let mut chain = 0usize;
         let mut node = Some(head);
         while let Some(n) = node {
@@ -561,6 +687,23 @@ impl Table {
         }
         Some(node)
     }
+}
+
+/// Redis's reverse-binary cursor increment for a table of mask `m`.
+fn next_cursor(v: u64, m: u64) -> u64 {
+    (v | !m).reverse_bits().wrapping_add(1).reverse_bits()
+}
+
+/// Unlinks the node of `field` from its chain in `b`.
+fn unlink(b: &mut [Option<Box<Node>>], field: &[u8], h: u64) -> Option<Box<Node>> {
+    let mask = b.len().wrapping_sub(1);
+    let mut link = b.get_mut((h as usize) & mask)?;
+    while link.as_ref().is_some_and(|n| n.field() != field) {
+        link = &mut link.as_mut()?.next;
+    }
+    let mut node = link.take()?;
+    *link = node.next.take();
+    Some(node)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -693,7 +836,7 @@ mod tests {
         let Repr::Table(t) = &h.repr else {
             panic!("still a table")
         };
-        let mut recount = alloc_size(t.buckets.capacity() * 8);
+        let mut recount = alloc_size(t.main.capacity() * 8) + alloc_size(t.old.capacity() * 8);
         for (f, v) in h.iter() {
             recount += alloc_size(32) + alloc_size(f.text_len() + v.text_len());
         }
@@ -736,6 +879,77 @@ mod tests {
                 "keep{i} missed"
             );
         }
+    }
+
+    #[test]
+    fn resizes_are_incremental_and_everything_stays_reachable() {
+        let l = limits(0, 64);
+        let mut h = Hash::new();
+        let table = |h: &Hash| match &h.repr {
+            Repr::Table(t) => (t.rehashing(), t.heap, t.main.len() + t.old.len()),
+            Repr::Pack(_) => (false, 0, 0),
+        };
+        let recount = |h: &Hash| {
+            let Repr::Table(t) = &h.repr else {
+                return 0;
+            };
+            h.iter()
+                .map(|(f, v)| alloc_size(32) + alloc_size(f.text_len() + v.text_len()))
+                .sum::<usize>()
+                + alloc_size(t.main.len() * 8)
+                + alloc_size(t.old.len() * 8)
+        };
+        let mut seen_rehash = false;
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        for i in 0..5000 {
+            h.set(format!("f{i}").as_bytes(), b"v", &l);
+            let (rehashing, heap, _) = table(&h);
+            if rehashing {
+                seen_rehash = true;
+                assert_eq!(heap, recount(&h));
+                assert!(h.contains(b"f0") && h.contains(format!("f{}", i / 2).as_bytes()));
+            }
+            // A scan runs alongside the growth, collecting the first 100 fields.
+            if i >= 100 && (i == 100 || cursor != 0) {
+                cursor = h.scan(cursor, 3, |f, _| {
+                    seen.insert(f.to_vec());
+                });
+            }
+        }
+        assert!(seen_rehash);
+        while cursor != 0 {
+            cursor = h.scan(cursor, 3, |f, _| {
+                seen.insert(f.to_vec());
+            });
+        }
+        for i in 0..100 {
+            assert!(seen.contains(format!("f{i}").as_bytes()), "f{i} missed");
+        }
+        assert_eq!(h.iter().count(), 5000);
+        // Shrinking is incremental too, and a scan across it still sees the survivors.
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = h.scan(0, 3, |f, _| {
+            seen.insert(f.to_vec());
+        });
+        for i in 100..5000 {
+            assert!(h.remove(format!("f{i}").as_bytes()));
+            assert_eq!(table(&h).1, recount(&h));
+            if cursor != 0 && i % 20 == 0 {
+                cursor = h.scan(cursor, 3, |f, _| {
+                    seen.insert(f.to_vec());
+                });
+            }
+        }
+        while cursor != 0 {
+            cursor = h.scan(cursor, 3, |f, _| {
+                seen.insert(f.to_vec());
+            });
+        }
+        for i in 0..100 {
+            assert!(seen.contains(format!("f{i}").as_bytes()), "f{i} missed");
+        }
+        assert!(table(&h).2 <= 1024);
     }
 
     #[test]

@@ -180,7 +180,7 @@ impl Set {
             Repr::Ints(IntSet::I16(v)) => IterInner::I16(v.iter()),
             Repr::Ints(IntSet::I32(v)) => IterInner::I32(v.iter()),
             Repr::Ints(IntSet::I64(v)) => IterInner::I64(v.iter()),
-            Repr::Table(t) => IterInner::Table(t.shards.iter().flatten()),
+            Repr::Table(t) => IterInner::Table(t.old().iter().chain(t.shards.iter()).flatten()),
         })
     }
 
@@ -249,7 +249,11 @@ enum IterInner<'a> {
     I16(std::slice::Iter<'a, i16>),
     I32(std::slice::Iter<'a, i32>),
     I64(std::slice::Iter<'a, i64>),
-    Table(std::iter::Flatten<std::slice::Iter<'a, HashTable<Box<[u8]>>>>),
+    Table(
+        std::iter::Flatten<
+            std::iter::Chain<std::slice::Iter<'a, Shard>, std::slice::Iter<'a, Shard>>,
+        >,
+    ),
 }
 
 impl<'a> Iterator for Iter<'a> {
@@ -454,15 +458,41 @@ fn position(h: u64) -> u64 {
 }
 
 /// The hash-table encoding: `2^bits` SwissTables chosen by the top `bits` bits of the hash.
+///
+/// Changing the shard count is incremental, like Redis's `dict` rehash: the new shards are
+/// filled from the old ones one prefix at a time, a step per write, so no command moves more
+/// than a couple of shards' worth of members. While that runs, a member whose top
+/// `min(bits, old_bits)` hash bits are below `moved` lives in `shards`, any other in `old`.
+/// That state is boxed, so the table of a small set stays one 64-byte allocation.
 #[derive(Clone, Debug)]
 struct Table {
-    shards: Vec<HashTable<Box<[u8]>>>,
+    shards: Vec<Shard>,
     bits: u32,
+    /// The change of shard count under way, if any.
+    migration: Option<Box<Migration>>,
     len: usize,
     /// Heap bytes of the members themselves.
     member_bytes: usize,
     /// Heap bytes of the shards' SwissTable allocations.
     table_bytes: usize,
+}
+
+type Shard = HashTable<Box<[u8]>>;
+
+/// The shards being emptied into the table's, which are keyed by `old_bits` bits of hash.
+#[derive(Clone, Debug)]
+struct Migration {
+    old: Vec<Shard>,
+    old_bits: u32,
+    /// Prefixes (of `min(bits, old_bits)` bits) already moved.
+    moved: usize,
+}
+
+/// Which array a shard is in.
+#[derive(Clone, Copy)]
+enum Side {
+    New,
+    Old,
 }
 
 impl Table {
@@ -480,6 +510,7 @@ impl Table {
         Table {
             shards,
             bits,
+            migration: None,
             len: 0,
             member_bytes: 0,
             table_bytes,
@@ -487,25 +518,57 @@ impl Table {
     }
 
     fn mem_usage(&self) -> usize {
-        let vec = self.shards.capacity() * std::mem::size_of::<HashTable<Box<[u8]>>>();
-        alloc_size(vec) + self.member_bytes + self.table_bytes
+        let vec = self.shards.capacity() * std::mem::size_of::<Shard>();
+        let migration = self.migration.as_ref().map_or(0, |m| {
+            alloc_size(std::mem::size_of::<Migration>())
+                + alloc_size(m.old.capacity() * std::mem::size_of::<Shard>())
+        });
+        alloc_size(vec) + migration + self.member_bytes + self.table_bytes
     }
 
-    fn shard_of(&self, h: u64) -> usize {
-        shard_index(h, self.bits)
+    fn migrating(&self) -> bool {
+        self.migration.is_some()
+    }
+
+    /// The shards being emptied (none when no migration runs).
+    fn old(&self) -> &[Shard] {
+        self.migration.as_ref().map_or(&[], |m| &m.old)
+    }
+
+    /// Where the member of hash `h` lives: the array and the shard's index in it.
+    fn locate(&self, h: u64) -> (Side, usize) {
+        match &self.migration {
+            Some(m) if shard_index(h, self.bits.min(m.old_bits)) >= m.moved => {
+                (Side::Old, shard_index(h, m.old_bits))
+            }
+            _ => (Side::New, shard_index(h, self.bits)),
+        }
+    }
+
+    fn shard(&self, (side, i): (Side, usize)) -> Option<&Shard> {
+        match side {
+            Side::New => self.shards.get(i),
+            Side::Old => self.migration.as_ref()?.old.get(i),
+        }
+    }
+
+    fn shard_mut(&mut self, (side, i): (Side, usize)) -> Option<&mut Shard> {
+        match side {
+            Side::New => self.shards.get_mut(i),
+            Side::Old => self.migration.as_mut()?.old.get_mut(i),
+        }
     }
 
     fn contains(&self, member: &[u8]) -> bool {
         let h = hash(member);
-        self.shards
-            .get(self.shard_of(h))
+        self.shard(self.locate(h))
             .is_some_and(|s| s.find(mix(h), |m| **m == *member).is_some())
     }
 
     fn insert(&mut self, member: &[u8]) -> bool {
+        self.migrate_step();
         let h = hash(member);
-        let i = self.shard_of(h);
-        let Some(shard) = self.shards.get_mut(i) else {
+        let Some(shard) = self.shard_mut(self.locate(h)) else {
             return false;
         };
         let before = alloc_size(shard.allocation_size());
@@ -515,88 +578,170 @@ impl Table {
                 v.insert(member.into());
             }
         }
-        self.table_bytes = self.table_bytes + alloc_size(shard.allocation_size()) - before;
+        let after = alloc_size(shard.allocation_size());
+        self.table_bytes = self.table_bytes + after - before;
         self.member_bytes += alloc_size(member.len());
         self.len += 1;
-        if self.len > self.shards.len() * SPLIT_AT && self.bits < MAX_BITS {
-            self.rebuild(self.bits + 1);
+        if !self.migrating() && self.len > self.shards.len() * SPLIT_AT && self.bits < MAX_BITS {
+            self.start_migration(self.bits + 1);
         }
         true
     }
 
     fn remove(&mut self, member: &[u8]) -> bool {
+        self.migrate_step();
         let h = hash(member);
-        let i = self.shard_of(h);
-        let Some(shard) = self.shards.get_mut(i) else {
+        let at = self.locate(h);
+        let Some(shard) = self.shard_mut(at) else {
             return false;
         };
         let Ok(found) = shard.find_entry(mix(h), |m| **m == *member) else {
             return false;
         };
         found.remove();
-        self.removed(i, member.len());
+        self.removed(at, member.len());
         true
     }
 
-    /// Bookkeeping after a member of `member_len` bytes left shard `i`: counters, then giving
+    /// Bookkeeping after a member of `member_len` bytes left shard `at`: counters, then giving
     /// memory back (halving the shard count, or shrinking a shard that became sparse).
-    fn removed(&mut self, i: usize, member_len: usize) {
+    fn removed(&mut self, at: (Side, usize), member_len: usize) {
         self.member_bytes -= alloc_size(member_len);
         self.len -= 1;
-        if self.bits > 0 && self.len < self.shards.len() * MERGE_AT {
-            self.rebuild(self.bits - 1);
+        if !self.migrating() && self.bits > 0 && self.len < self.shards.len() * MERGE_AT {
+            self.start_migration(self.bits - 1);
             return;
         }
-        let Some(shard) = self.shards.get_mut(i) else {
+        let Some(shard) = self.shard_mut(at) else {
             return;
         };
         if shard.capacity() > 32 && shard.len() * 4 < shard.capacity() {
             let before = alloc_size(shard.allocation_size());
             shard.shrink_to(shard.len() * 2, |m| shard_hash(m));
-            self.table_bytes = self.table_bytes + alloc_size(shard.allocation_size()) - before;
+            let after = alloc_size(shard.allocation_size());
+            self.table_bytes = self.table_bytes + after - before;
         }
     }
 
-    /// Redistributes every member over `2^bits` shards. Shard ranges stay aligned to the hash
-    /// prefix, so scan cursors stay valid. O(n), amortised over the inserts or removals that
-    /// moved the average shard size past a threshold.
-    fn rebuild(&mut self, bits: u32) {
-        let per_shard = (self.len >> bits) + (self.len >> bits) / 4 + 1;
-        let mut shards: Vec<HashTable<Box<[u8]>>> = (0..1usize << bits)
-            .map(|_| HashTable::with_capacity(per_shard))
-            .collect();
-        for old in std::mem::take(&mut self.shards) {
-            for m in old {
-                let h = hash(&m);
-                if let Some(s) = shards.get_mut(shard_index(h, bits)) {
-                    s.insert_unique(mix(h), m, |m| shard_hash(m));
+    /// Starts redistributing the members over `2^bits` shards. Shard ranges stay aligned to the
+    /// hash prefix, so scan cursors stay valid. The new shards start unallocated.
+    fn start_migration(&mut self, bits: u32) {
+        let shards = (0..1usize << bits).map(|_| HashTable::new()).collect();
+        let old = std::mem::replace(&mut self.shards, shards);
+        self.migration = Some(Box::new(Migration {
+            old,
+            old_bits: self.bits,
+            moved: 0,
+        }));
+        self.bits = bits;
+        self.migrate_step();
+    }
+
+    /// Moves the members of the next prefix (one old shard when growing, two when shrinking)
+    /// into their new shard(s), sized with a quarter of headroom as a rebuild would. O(members
+    /// moved), about `SPLIT_AT` at most.
+    #[inline]
+    fn migrate_step(&mut self) {
+        if self.migrating() {
+            self.migrate_prefix();
+        }
+    }
+
+    fn migrate_prefix(&mut self) {
+        let Some(mut m) = self.migration.take() else {
+            return;
+        };
+        let coarse = self.bits.min(m.old_bits);
+        let p = m.moved;
+        let from = p << (m.old_bits - coarse)..(p + 1) << (m.old_bits - coarse);
+        let total: usize = from
+            .clone()
+            .filter_map(|i| m.old.get(i))
+            .map(HashTable::len)
+            .sum();
+        // Growing splits the prefix into two shards (told apart by the next hash bit), each
+        // expected to get half of the members.
+        let to = p << (self.bits - coarse)..(p + 1) << (self.bits - coarse);
+        let expect = total >> (self.bits - coarse);
+        for i in to {
+            if let Some(shard) = self.shards.get_mut(i) {
+                shard.reserve(expect + expect / 4 + 1, |m| shard_hash(m));
+                self.table_bytes += alloc_size(shard.allocation_size());
+            }
+        }
+        for i in from {
+            let Some(shard) = m.old.get_mut(i) else {
+                continue;
+            };
+            self.table_bytes -= alloc_size(shard.allocation_size());
+            for member in std::mem::take(shard) {
+                let h = hash(&member);
+                if let Some(dest) = self.shards.get_mut(shard_index(h, self.bits)) {
+                    let before = dest.allocation_size();
+                    dest.insert_unique(mix(h), member, |m| shard_hash(m));
+                    let after = dest.allocation_size();
+                    if after != before {
+                        self.table_bytes =
+                            self.table_bytes + alloc_size(after) - alloc_size(before);
+                    }
                 }
             }
         }
-        self.table_bytes = shards.iter().map(|s| alloc_size(s.allocation_size())).sum();
-        self.shards = shards;
-        self.bits = bits;
+        m.moved += 1;
+        if m.moved < 1 << coarse {
+            self.migration = Some(m);
+        }
+    }
+
+    /// The shards that may hold members, in no particular order, as (count, k-th shard).
+    fn live_shards(&self) -> (usize, impl Fn(usize) -> Option<(Side, usize)> + '_) {
+        let (new_done, old_from) = match &self.migration {
+            Some(m) => {
+                let coarse = self.bits.min(m.old_bits);
+                (
+                    m.moved << (self.bits - coarse),
+                    m.moved << (m.old_bits - coarse),
+                )
+            }
+            None => (self.shards.len(), 0),
+        };
+        let count = new_done + self.old().len().saturating_sub(old_from);
+        (count, move |k: usize| {
+            if k < new_done {
+                Some((Side::New, k))
+            } else {
+                Some((Side::Old, old_from + k - new_done))
+            }
+        })
     }
 
     /// A random shard that holds members, then the first member at or after a random bucket.
-    fn random_slot(&self, rng: &mut impl FnMut() -> u64) -> Option<(usize, usize)> {
+    fn random_slot(&self, rng: &mut impl FnMut() -> u64) -> Option<(Side, usize, usize)> {
         if self.len == 0 {
             return None;
         }
-        let n = self.shards.len();
+        let (n, live) = self.live_shards();
+        if n == 0 {
+            return None;
+        }
         // Shards average at least MERGE_AT members, so a random shard is almost never empty;
         // a few tries keep the pick close to uniform, and the last one sweeps forward.
         let mut start = 0;
         for _ in 0..8 {
             start = (rng() % n as u64) as usize;
-            if self.shards.get(start).is_some_and(|s| !s.is_empty()) {
+            if live(start)
+                .and_then(|at| self.shard(at))
+                .is_some_and(|s| !s.is_empty())
+            {
                 break;
             }
         }
         let r = rng();
         for off in 0..n {
-            let i = (start + off) % n;
-            let Some(shard) = self.shards.get(i) else {
+            let Some(at) = live((start + off) % n) else {
+                continue;
+            };
+            let Some(shard) = self.shard(at) else {
                 continue;
             };
             if shard.is_empty() {
@@ -607,7 +752,7 @@ impl Table {
             for k in 0..buckets {
                 let b = (b0 + k) % buckets;
                 if shard.get_bucket(b).is_some() {
-                    return Some((i, b));
+                    return Some((at.0, at.1, b));
                 }
             }
         }
@@ -615,16 +760,29 @@ impl Table {
     }
 
     fn random(&self, rng: &mut impl FnMut() -> u64) -> Option<&[u8]> {
-        let (i, b) = self.random_slot(rng)?;
-        self.shards.get(i)?.get_bucket(b).map(|m| &**m)
+        let (side, i, b) = self.random_slot(rng)?;
+        self.shard((side, i))?.get_bucket(b).map(|m| &**m)
     }
 
     fn pop_random(&mut self, rng: &mut impl FnMut() -> u64) -> Option<Vec<u8>> {
-        let (i, b) = self.random_slot(rng)?;
-        let shard = self.shards.get_mut(i)?;
+        self.migrate_step();
+        let (side, i, b) = self.random_slot(rng)?;
+        let shard = self.shard_mut((side, i))?;
         let (member, _) = shard.get_bucket_entry(b).ok()?.remove();
-        self.removed(i, member.len());
+        self.removed((side, i), member.len());
         Some(member.into_vec())
+    }
+
+    /// The shard holding hash position `pos` and the first position after its range.
+    fn shard_at(&self, pos: u64) -> (Option<&Shard>, u64) {
+        let h = pos << (64 - POS_BITS);
+        let at = self.locate(h);
+        let bits = match at.0 {
+            Side::New => self.bits,
+            Side::Old => self.migration.as_ref().map_or(0, |m| m.old_bits),
+        };
+        let end = (at.1 as u64 + 1) << (POS_BITS - bits);
+        (self.shard(at), end)
     }
 
     /// One `SSCAN` step from `cursor` (a hash position): the members of the cursor's shard at or
@@ -633,18 +791,14 @@ impl Table {
         if cursor > POS_MASK {
             return 0;
         }
-        let shift = POS_BITS - self.bits;
         let mut pos = cursor;
         let mut visited = 0usize;
         let count = count.max(1);
-        let n = self.shards.len();
-        let mut i = (pos >> shift) as usize;
-        while i < n {
-            let Some(shard) = self.shards.get(i) else {
-                break;
-            };
+        loop {
+            let (shard, end) = self.shard_at(pos);
             let mut members: Vec<(u64, &[u8])> = shard
-                .iter()
+                .into_iter()
+                .flat_map(|s| s.iter())
                 .map(|m| (position(hash(m)), &**m))
                 .filter(|(p, _)| *p >= pos)
                 .collect();
@@ -662,13 +816,14 @@ impl Table {
             if take < members.len() {
                 return members[take - 1].0 + 1;
             }
-            i += 1;
-            pos = (i as u64) << shift;
+            if end > POS_MASK {
+                return 0;
+            }
+            pos = end;
             if visited >= count {
-                return if i < n { pos } else { 0 };
+                return pos;
             }
         }
-        0
     }
 }
 
@@ -783,6 +938,59 @@ mod tests {
     }
 
     #[test]
+    fn shard_count_changes_are_incremental_and_everything_stays_reachable() {
+        let table = |s: &Set| match &s.repr {
+            Repr::Table(t) => {
+                let recount: usize = t
+                    .old()
+                    .iter()
+                    .chain(t.shards.iter())
+                    .map(|s| alloc_size(s.allocation_size()))
+                    .sum();
+                assert_eq!(t.table_bytes, recount);
+                t.migrating()
+            }
+            Repr::Ints(_) => false,
+        };
+        let mut r = rng();
+        let mut s = Set::new();
+        let mut seen_migration = false;
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        for i in 0..20_000 {
+            s.insert(format!("m{i}").as_bytes(), 512);
+            if table(&s) {
+                seen_migration = true;
+                assert!(s.contains(b"m0") && s.contains(format!("m{}", i / 2).as_bytes()));
+                assert!(s.random(&mut r).is_some_and(|m| s.contains_item(m)));
+            }
+            // A scan runs alongside the growth, collecting the first 1000 members.
+            if i >= 1000 && (i == 1000 || cursor != 0) && i % 4 == 0 {
+                cursor = s.scan(cursor, 5, |m| {
+                    seen.insert(text(m));
+                });
+            }
+        }
+        assert!(seen_migration);
+        while cursor != 0 {
+            cursor = s.scan(cursor, 5, |m| {
+                seen.insert(text(m));
+            });
+        }
+        for i in 0..1000 {
+            assert!(seen.contains(format!("m{i}").as_bytes()), "m{i}");
+        }
+        assert_eq!(s.iter().count(), 20_000);
+        // Popping shrinks the shard count step by step; every pop is a distinct member.
+        let mut popped = std::collections::HashSet::new();
+        while let Some(m) = s.pop_random(&mut r) {
+            table(&s);
+            assert!(popped.insert(m));
+        }
+        assert_eq!(popped.len(), 20_000);
+    }
+
+    #[test]
     fn random_and_pop_cover_the_set_and_empty_it() {
         let mut r = rng();
         let mut s = Set::new();
@@ -815,6 +1023,8 @@ mod tests {
         }
         assert!(s.mem_usage() < full / 10);
         assert_eq!(empty, 0);
+        // A small set's table is one 64-byte allocation; migration state lives apart.
+        assert!(std::mem::size_of::<Table>() <= 64);
     }
 
     #[test]

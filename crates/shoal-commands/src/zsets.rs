@@ -261,6 +261,14 @@ fn zadd(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
             "INCR option supports a single increment-element pair",
         ));
     }
+    // One pair is the common case; it needs no vector.
+    if let [score, member] = rest {
+        let one = [(
+            parse_score(score).ok_or(CommandError::NotFloat)?,
+            &member[..],
+        )];
+        return zadd_generic(cx, &a[1], &one, opts);
+    }
     let pairs = rest
         .chunks_exact(2)
         .map(|p| Ok((parse_score(&p[0]).ok_or(CommandError::NotFloat)?, &p[1][..])))
@@ -743,7 +751,6 @@ pub(crate) fn zadd_generic(
     o: AddOptions,
 ) -> CmdResult {
     let l = limits(cx);
-    let exists = read_zset_quiet(cx, key)?.is_some();
     let mut added = 0;
     let mut updated = 0;
     let mut last: Option<f64> = None;
@@ -768,9 +775,9 @@ pub(crate) fn zadd_generic(
             }
         }
     };
-    if exists {
-        update_zset(cx, key, &mut apply)?;
-    } else if !o.xx {
+    // One lookup when the key exists, the common case: the update finds it or reports it
+    // missing.
+    if update_zset(cx, key, &mut apply)?.is_none() && !o.xx {
         let mut z = ZSet::new();
         apply(&mut z);
         if !z.is_empty() {
@@ -886,10 +893,36 @@ fn parse_bound(arg: &[u8]) -> Option<(f64, bool)> {
 /// A score, weight or increment as Redis's `string2d` reads it: `strtod` with no leading blank,
 /// nothing left over, no overflow or underflow, not NaN. `strtod` also reads hexadecimal.
 fn parse_score(arg: &[u8]) -> Option<f64> {
+    if let Some(v) = parse_small_int(arg) {
+        return Some(v);
+    }
     args::parse_f64(arg).or_else(|| {
         let s = std::str::from_utf8(arg).ok()?.to_ascii_lowercase();
         parse_hex(&s).filter(|v| v.is_finite())
     })
+}
+
+/// The common score: an optional sign and at most 15 decimal digits, which `strtod` reads as
+/// exactly that integer (a double holds it exactly); `None` for anything else.
+fn parse_small_int(arg: &[u8]) -> Option<f64> {
+    let (negative, digits) = match arg.split_first()? {
+        (b'-', rest) => (true, rest),
+        (b'+', rest) => (false, rest),
+        _ => (false, arg),
+    };
+    if digits.is_empty() || digits.len() > 15 {
+        return None;
+    }
+    let mut v = 0u64;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u64::from(b - b'0');
+    }
+    // Negating keeps `-0` a negative zero, as `strtod` reads it.
+    let v = v as f64;
+    Some(if negative { -v } else { v })
 }
 
 /// A C99 hexadecimal float (`0x1.8p3`, `-0x10`), as `strtod` accepts it.
@@ -1441,9 +1474,12 @@ fn zpop(cx: &mut Cx<'_>, a: &[Bytes], max: bool) -> CmdResult {
         },
     };
     let resp3 = is_resp3(cx);
-    if read_zset_quiet(cx, &a[1])?.is_none() || count == Some(0) {
+    if count == Some(0) {
+        // Nothing to pop, but a key of another type is still an error.
+        read_zset_quiet(cx, &a[1])?;
         return Ok(Frame::Array(Vec::new()));
     }
+    // A missing key pops nothing, which replies an empty array too.
     let popped = pop_from(cx, &a[1], max, count.unwrap_or(1))?;
     Ok(scored_reply(popped, true, resp3 && count.is_some()))
 }
@@ -1459,15 +1495,14 @@ fn pop_from(
     count: usize,
 ) -> Result<Vec<(Vec<u8>, f64)>, CommandError> {
     let popped = update_zset(cx, key, |z| {
-        let len = z.len();
-        let n = count.min(len);
-        let (lo, hi) = if max { (len - n, len) } else { (0, n) };
-        let items: Vec<(Vec<u8>, f64)> = z
-            .iter_from(if max { hi.saturating_sub(1) } else { lo }, max)
-            .take(n)
-            .map(|(m, s)| (m.to_vec(), s))
-            .collect();
-        z.remove_ranks(lo, hi);
+        let n = count.min(z.len());
+        let mut items = Vec::with_capacity(n);
+        while items.len() < n {
+            match z.pop(max) {
+                Some(item) => items.push(item),
+                None => break,
+            }
+        }
         items
     })?;
     Ok(popped.unwrap_or_default())
@@ -1589,5 +1624,42 @@ fn shuffle<T>(v: &mut [T]) {
     for i in (1..v.len()).rev() {
         let j = random() as usize % (i + 1);
         v.swap(i, j);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_integer_scores_parse_like_strtod() {
+        for s in [
+            "0",
+            "-0",
+            "+0",
+            "7",
+            "007",
+            "-12",
+            "+12",
+            "999999999999999",
+            "-999999999999999",
+        ] {
+            let fast = parse_small_int(s.as_bytes()).map(f64::to_bits);
+            let slow = args::parse_f64(s.as_bytes()).map(f64::to_bits);
+            assert_eq!(fast, slow, "{s}");
+        }
+        for s in [
+            "",
+            "-",
+            "+",
+            "1e3",
+            "1.5",
+            " 1",
+            "1 ",
+            "0x10",
+            "1000000000000000",
+        ] {
+            assert_eq!(parse_small_int(s.as_bytes()), None, "{s}");
+        }
     }
 }

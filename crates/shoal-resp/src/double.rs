@@ -87,21 +87,15 @@ pub fn format_double(d: f64) -> DoubleRepr {
     // plain digits; sorted set scores mostly look like this, and the digit loop is far cheaper
     // than the exact decimal conversion below.
     if d.fract() == 0.0 && d.abs() < 1e17 {
-        if d.is_sign_negative() {
-            out.push(b'-');
-        }
-        let mut v = d.abs() as u64;
         let mut tmp = [0u8; 20];
-        let mut i = tmp.len();
-        loop {
-            i -= 1;
-            tmp[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
+        let digits = crate::scan::fmt_u64(d.abs() as u64, &mut tmp);
+        let sign = usize::from(d.is_sign_negative());
+        // The minus is overwritten by the first digit when there is no sign.
+        out.buf[0] = b'-';
+        if let Some(dst) = out.buf.get_mut(sign..sign + digits.len()) {
+            dst.copy_from_slice(digits);
+            out.len = sign + digits.len();
         }
-        out.push_all(&tmp[i..]);
         return out;
     }
     let mut sci = StackWriter {

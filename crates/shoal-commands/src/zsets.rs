@@ -716,6 +716,15 @@ enum Added {
 }
 
 fn add_one(z: &mut ZSet, score: f64, member: &[u8], o: AddOptions, l: &TypeLimits) -> Added {
+    // Without flags the outcome only depends on the previous score, which the insertion itself
+    // reports: one member lookup instead of two.
+    if !(o.nx || o.xx || o.incr || o.gt || o.lt) {
+        return match z.insert(member, score, l) {
+            None => Added::New(score),
+            Some(cur) if cur == score => Added::Same(cur),
+            Some(_) => Added::Updated(score),
+        };
+    }
     match z.score(member) {
         Some(cur) => {
             if o.nx {

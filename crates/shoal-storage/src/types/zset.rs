@@ -73,7 +73,7 @@ impl Full {
         let h = hash(member);
         if let Some((m, s)) = self.map.find_mut(h, |(m, _)| **m == *member) {
             let old = *s;
-            if old.to_bits() != score.to_bits() {
+            if old != score {
                 *s = score;
                 let m = m.clone();
                 self.tree.remove(old, &m);
@@ -241,15 +241,16 @@ impl ZSet {
         }
     }
 
-    /// Sets `member`'s score, adding it when absent; returns the previous score. Converts to the
-    /// full encoding when the set outgrows `limits`. `score` must not be NaN.
+    /// Sets `member`'s score, adding it when absent; returns the previous score. A score equal to
+    /// the current one (`0` and `-0` are equal) changes nothing, as in Redis's `ZADD`. Converts
+    /// to the full encoding when the set outgrows `limits`. `score` must not be NaN.
     pub fn insert(&mut self, member: &[u8], score: f64, limits: &TypeLimits) -> Option<f64> {
         if let Repr::Pack(p) = &mut self.repr {
             let old = pack_pairs(p)
                 .find(|(_, m, _)| m.eq_bytes(member))
                 .map(|(pos, _, s)| (pos, s));
             if let Some((pos, s)) = old {
-                if s.to_bits() == score.to_bits() {
+                if s == score {
                     return Some(s);
                 }
                 p.remove_at(pos, 2);

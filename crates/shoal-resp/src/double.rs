@@ -83,6 +83,21 @@ pub fn format_double(d: f64) -> DoubleRepr {
         out.push_all(if d > 0.0 { b"inf" } else { b"-inf" });
         return out;
     }
+    // Integral values below 1e17 have at most 17 significant digits, so `%.17g` writes them as
+    // plain digits; sorted set scores mostly look like this, and the digit loop is far cheaper
+    // than the exact decimal conversion below.
+    if d.fract() == 0.0 && d.abs() < 1e17 {
+        let mut tmp = [0u8; 20];
+        let digits = crate::scan::fmt_u64(d.abs() as u64, &mut tmp);
+        let sign = usize::from(d.is_sign_negative());
+        // The minus is overwritten by the first digit when there is no sign.
+        out.buf[0] = b'-';
+        if let Some(dst) = out.buf.get_mut(sign..sign + digits.len()) {
+            dst.copy_from_slice(digits);
+            out.len = sign + digits.len();
+        }
+        return out;
+    }
     let mut sci = StackWriter {
         buf: [0; 40],
         len: 0,
@@ -195,6 +210,9 @@ mod tests {
             (1234.5678, "1234.5678"),
             (1e21, "1e+21"),
             (100.0, "100"),
+            (-100.0, "-100"),
+            (99999999999999984.0, "99999999999999984"),
+            (9007199254740993.0, "9007199254740992"),
             (4503599627370495.5, "4503599627370495.5"),
             (f64::INFINITY, "inf"),
             (f64::NEG_INFINITY, "-inf"),

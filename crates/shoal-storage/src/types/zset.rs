@@ -73,7 +73,7 @@ impl Full {
         let h = hash(member);
         if let Some((m, s)) = self.map.find_mut(h, |(m, _)| **m == *member) {
             let old = *s;
-            if old.to_bits() != score.to_bits() {
+            if old != score {
                 *s = score;
                 let m = m.clone();
                 self.tree.remove(old, &m);
@@ -97,12 +97,31 @@ impl Full {
         };
         let ((m, score), _) = slot.remove();
         self.tree.remove(score, &m);
+        self.forget(&m);
+        Some(score)
+    }
+
+    /// Removes the lowest (or, `last`, the highest) element.
+    fn pop(&mut self, last: bool) -> Option<Elem> {
+        let e = self.tree.pop(last)?;
+        // The map holds the same allocation, so a pointer comparison finds it.
+        if let Ok(slot) = self
+            .map
+            .find_entry(hash(&e.member), |(m, _)| Arc::ptr_eq(m, &e.member))
+        {
+            slot.remove();
+        }
+        self.forget(&e.member);
+        Some(e)
+    }
+
+    /// Bookkeeping once `member` left the map and the tree.
+    fn forget(&mut self, member: &[u8]) {
         // hashbrown never shrinks by itself; Redis's dict does once it is mostly empty.
         if self.map.capacity() > 64 && self.map.len() < self.map.capacity() / 8 {
             self.map.shrink_to(self.map.len() * 2, |(m, _)| hash(m));
         }
-        self.member_heap -= member_bytes(m.len());
-        Some(score)
+        self.member_heap -= member_bytes(member.len());
     }
 
     fn mem_usage(&self) -> usize {
@@ -222,15 +241,16 @@ impl ZSet {
         }
     }
 
-    /// Sets `member`'s score, adding it when absent; returns the previous score. Converts to the
-    /// full encoding when the set outgrows `limits`. `score` must not be NaN.
+    /// Sets `member`'s score, adding it when absent; returns the previous score. A score equal to
+    /// the current one (`0` and `-0` are equal) changes nothing, as in Redis's `ZADD`. Converts
+    /// to the full encoding when the set outgrows `limits`. `score` must not be NaN.
     pub fn insert(&mut self, member: &[u8], score: f64, limits: &TypeLimits) -> Option<f64> {
         if let Repr::Pack(p) = &mut self.repr {
             let old = pack_pairs(p)
                 .find(|(_, m, _)| m.eq_bytes(member))
                 .map(|(pos, _, s)| (pos, s));
             if let Some((pos, s)) = old {
-                if s.to_bits() == score.to_bits() {
+                if s == score {
                     return Some(s);
                 }
                 p.remove_at(pos, 2);
@@ -335,6 +355,22 @@ impl ZSet {
             }
         }
         end - start
+    }
+
+    /// Removes and returns the lowest element, or the highest (`max`), with its score.
+    pub fn pop(&mut self, max: bool) -> Option<(Vec<u8>, f64)> {
+        match &mut self.repr {
+            Repr::Pack(p) => {
+                // A pair is member then score, so the last member is the second to last entry.
+                let mpos = p.nth(if max { -2 } else { 0 })?;
+                let spos = p.next(mpos)?;
+                let out = (p.get(mpos)?.to_vec(), parse_score(p.get(spos)?));
+                p.remove_at(mpos, 2);
+                p.shrink();
+                Some(out)
+            }
+            Repr::Full(f) => f.pop(max).map(|e| (e.member.to_vec(), e.score)),
+        }
     }
 
     /// One step of `ZSCAN` over the full encoding, visiting hash-table buckets from `cursor`:
@@ -474,6 +510,29 @@ mod tests {
             assert_eq!(dump(&z), want[3..].to_vec());
             let (cursor, all) = z.scan(0, 100);
             assert_eq!((cursor, all.len()), (0, 2));
+        }
+    }
+
+    #[test]
+    fn pops_take_both_ends_in_both_encodings() {
+        for entries in [1000, 4] {
+            let l = limits(entries);
+            let mut z = ZSet::new();
+            for (i, m) in ["e", "b", "d", "a", "c", "7"].iter().enumerate() {
+                z.insert(m.as_bytes(), (i % 2) as f64, &l);
+            }
+            let before = z.mem_usage();
+            // Scores: c, d, e have 0; 7, a, b have 1.
+            assert_eq!(z.pop(false), Some((b"c".to_vec(), 0.0)));
+            assert_eq!(z.pop(true), Some((b"b".to_vec(), 1.0)));
+            assert_eq!(z.pop(true), Some((b"a".to_vec(), 1.0)));
+            assert_eq!(z.pop(false), Some((b"d".to_vec(), 0.0)));
+            assert_eq!(z.pop(false), Some((b"e".to_vec(), 0.0)));
+            assert!(z.mem_usage() <= before);
+            assert_eq!(z.score(b"7"), Some(1.0));
+            assert_eq!(z.pop(true), Some((b"7".to_vec(), 1.0)));
+            assert_eq!(z.pop(true), None);
+            assert!(z.is_empty());
         }
     }
 

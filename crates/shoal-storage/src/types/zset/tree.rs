@@ -105,19 +105,33 @@ impl Tree {
         let mut delta = 0isize;
         let removed = remove_in(&mut self.root, score, member, &mut delta);
         if removed {
-            self.len -= 1;
-            // A root with one child is replaced by the child, so the tree gets shorter again.
-            if let Node::Inner(inner) = &mut self.root {
-                if inner.children.len() == 1 {
-                    delta -= inner_bytes(inner) as isize;
-                    if let Some(child) = inner.children.pop() {
-                        self.root = child;
-                    }
+            self.removed(delta);
+        }
+        removed
+    }
+
+    /// Removes and returns the smallest element, or the largest (`last`). Walks down the edge
+    /// of the tree without comparing anything.
+    pub fn pop(&mut self, last: bool) -> Option<Elem> {
+        let mut delta = 0isize;
+        let e = pop_in(&mut self.root, last, &mut delta)?;
+        self.removed(delta);
+        Some(e)
+    }
+
+    /// Bookkeeping after one element left: the count, the node bytes, and the root, which is
+    /// replaced by its only child so the tree gets shorter again.
+    fn removed(&mut self, mut delta: isize) {
+        self.len -= 1;
+        if let Node::Inner(inner) = &mut self.root {
+            if inner.children.len() == 1 {
+                delta -= inner_bytes(inner) as isize;
+                if let Some(child) = inner.children.pop() {
+                    self.root = child;
                 }
             }
         }
         self.heap = (self.heap as isize + delta) as usize;
-        removed
     }
 
     /// The 0-based rank of (`score`, `member`), if present.
@@ -307,6 +321,15 @@ fn inner_bytes(inner: &Inner) -> usize {
         + alloc_size(inner.children.capacity() * std::mem::size_of::<Node>())
 }
 
+/// Gives back most of a leaf's spare capacity once it is a quarter full, counting the change.
+fn shrink_leaf(v: &mut Vec<Elem>, delta: &mut isize) {
+    if v.capacity() > 8 && v.len() < v.capacity() / 4 {
+        let before = leaf_bytes(v) as isize;
+        v.shrink_to(v.len() * 2);
+        *delta += leaf_bytes(v) as isize - before;
+    }
+}
+
 fn node_bytes(node: &Node) -> usize {
     match node {
         Node::Leaf(v) => leaf_bytes(v),
@@ -326,13 +349,20 @@ fn split_point(len: usize, pos: usize) -> usize {
 }
 
 /// Inserts into the subtree; returns the new right sibling and its count when the node split.
+///
+/// Node bytes only change when a vector grows, shrinks or splits, so they are counted there
+/// rather than before and after every step of the descent.
 fn insert_in(node: &mut Node, e: Elem, delta: &mut isize) -> Option<(Node, usize)> {
-    let before = node_bytes(node) as isize;
-    let split = match node {
+    match node {
         Node::Leaf(v) => {
             let pos = v.partition_point(|x| compare(e.score, &e.member, x) == Ordering::Greater);
+            if v.len() < v.capacity() {
+                v.insert(pos, e);
+                return None;
+            }
+            let before = leaf_bytes(v) as isize;
             v.insert(pos, e);
-            if v.len() > MAX {
+            let split = if v.len() > MAX {
                 let right = v.split_off(split_point(v.len(), pos));
                 // The insertion that overfilled the leaf doubled its capacity; give it back.
                 v.shrink_to(MAX);
@@ -341,7 +371,9 @@ fn insert_in(node: &mut Node, e: Elem, delta: &mut isize) -> Option<(Node, usize
                 Some((Node::Leaf(right), n))
             } else {
                 None
-            }
+            };
+            *delta += leaf_bytes(v) as isize - before;
+            split
         }
         Node::Inner(inner) => {
             let j = inner
@@ -360,15 +392,15 @@ fn insert_in(node: &mut Node, e: Elem, delta: &mut isize) -> Option<(Node, usize
                 Some(child) => insert_in(child, e, delta),
                 None => None,
             };
-            if let Some((right, rc)) = child_split {
-                if let Some(min) = first(&right).cloned() {
-                    inner.counts[i] -= rc;
-                    inner.mins.insert(i + 1, min);
-                    inner.counts.insert(i + 1, rc);
-                    inner.children.insert(i + 1, right);
-                }
+            let (right, rc) = child_split?;
+            let before = inner_bytes(inner) as isize;
+            if let Some(min) = first(&right).cloned() {
+                inner.counts[i] -= rc;
+                inner.mins.insert(i + 1, min);
+                inner.counts.insert(i + 1, rc);
+                inner.children.insert(i + 1, right);
             }
-            if inner.children.len() > MAX {
+            let split = if inner.children.len() > MAX {
                 let at = split_point(inner.children.len(), i + 1);
                 let right = Inner {
                     mins: inner.mins.split_off(at),
@@ -383,23 +415,23 @@ fn insert_in(node: &mut Node, e: Elem, delta: &mut isize) -> Option<(Node, usize
                 Some((Node::Inner(Box::new(right)), n))
             } else {
                 None
-            }
+            };
+            *delta += inner_bytes(inner) as isize - before;
+            split
         }
-    };
-    *delta += node_bytes(node) as isize - before;
-    split
+    }
 }
 
 /// Removes (`score`, `member`) from the subtree; returns whether it was there.
+///
+/// Removing never grows a vector, and an inner node's vectors keep their capacity when a child
+/// goes, so bytes are only counted where a leaf shrinks and in [`fix_child`]'s merges.
 fn remove_in(node: &mut Node, score: f64, member: &[u8], delta: &mut isize) -> bool {
-    let before = node_bytes(node) as isize;
-    let removed = match node {
+    match node {
         Node::Leaf(v) => match v.binary_search_by(|x| compare(score, member, x).reverse()) {
             Ok(p) => {
                 v.remove(p);
-                if v.capacity() > 8 && v.len() < v.capacity() / 4 {
-                    v.shrink_to(v.len() * 2);
-                }
+                shrink_leaf(v, delta);
                 true
             }
             Err(_) => false,
@@ -423,9 +455,37 @@ fn remove_in(node: &mut Node, score: f64, member: &[u8], delta: &mut isize) -> b
                 }
             }
         }
-    };
-    *delta += node_bytes(node) as isize - before;
-    removed
+    }
+}
+
+/// Removes the first (or `last`) element of the subtree.
+fn pop_in(node: &mut Node, last: bool, delta: &mut isize) -> Option<Elem> {
+    match node {
+        Node::Leaf(v) => {
+            let e = if last {
+                v.pop()?
+            } else if v.is_empty() {
+                return None;
+            } else {
+                v.remove(0)
+            };
+            shrink_leaf(v, delta);
+            Some(e)
+        }
+        Node::Inner(inner) => {
+            let i = if last {
+                inner.children.len().checked_sub(1)?
+            } else {
+                0
+            };
+            let e = pop_in(inner.children.get_mut(i)?, last, delta)?;
+            if let Some(c) = inner.counts.get_mut(i) {
+                *c -= 1;
+            }
+            fix_child(inner, i, delta);
+            Some(e)
+        }
+    }
 }
 
 /// After a removal from child `i`: drops it when empty, refreshes its minimum, and merges it
@@ -492,7 +552,18 @@ mod tests {
         }
     }
 
+    /// The node bytes counted from scratch, to check the running total.
+    fn recount(node: &Node) -> usize {
+        match node {
+            Node::Leaf(v) => leaf_bytes(v),
+            Node::Inner(inner) => {
+                inner_bytes(inner) + inner.children.iter().map(recount).sum::<usize>()
+            }
+        }
+    }
+
     fn check(t: &Tree, want: &[(f64, String)]) {
+        assert_eq!(t.heap(), recount(&t.root));
         let got: Vec<(f64, String)> = t
             .iter_from(0, false)
             .map(|e| (e.score, String::from_utf8(e.member.to_vec()).unwrap()))
@@ -541,6 +612,7 @@ mod tests {
                 model.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap().then(a.1.cmp(&b.1)));
             }
             assert_eq!(t.len(), model.len());
+            assert_eq!(t.heap(), recount(&t.root));
         }
         check(&t, &model);
         assert_eq!(
@@ -552,6 +624,42 @@ mod tests {
         }
         assert_eq!(t.len(), 0);
         assert!(!t.remove(1.0, b"nope"));
+    }
+
+    #[test]
+    fn pops_take_the_ends_in_order() {
+        let mut t = Tree::default();
+        let mut model: Vec<(f64, String)> = Vec::new();
+        for i in 0..5000u64 {
+            let score = (i * 7919 % 5000) as f64;
+            t.insert(elem(score, "m"));
+            model.push((score, "m".to_string()));
+        }
+        model.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+        let mut lo = 0;
+        let mut hi = model.len();
+        let mut round = 0;
+        while lo < hi {
+            let last = round % 3 == 0;
+            let e = t.pop(last).unwrap();
+            let want = if last {
+                hi -= 1;
+                &model[hi]
+            } else {
+                lo += 1;
+                &model[lo - 1]
+            };
+            assert_eq!(e.score, want.0);
+            assert_eq!(t.len(), hi - lo);
+            assert_eq!(t.heap(), recount(&t.root));
+            if round % 500 == 0 {
+                check(&t, &model[lo..hi]);
+            }
+            round += 1;
+        }
+        assert!(t.pop(false).is_none());
+        assert!(t.pop(true).is_none());
+        assert_eq!(t.heap(), recount(&t.root));
     }
 
     #[test]

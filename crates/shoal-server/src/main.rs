@@ -29,6 +29,15 @@ use tracing_subscriber::{reload, Layer, Registry};
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's start-up options (its `malloc_conf` symbol, a C string). A background thread
+/// returns freed pages to the system, as Redis's `jemalloc-bg-thread yes` does, and pages stay
+/// cached for one second instead of ten: collections reallocate their packs on every change,
+/// like listpacks, and without this the freed buffers of a bulk load stay resident for seconds
+/// (a 10M-element list showed 13 % more RSS). `MALLOC_CONF`-style tuning still works through
+/// the `_RJEM_MALLOC_CONF` environment variable, which jemalloc reads after this.
+#[export_name = "_rjem_malloc_conf"]
+pub static MALLOC_CONF: &u8 = &b"background_thread:true,dirty_decay_ms:1000\0"[0];
+
 fn usage() -> String {
     let mut s = String::from(
         "Usage: shoal-server [/path/to/shoal.conf] [--directive value ...]\n       shoal-server --version\n       shoal-server --help\n\nExamples:\n       shoal-server\n       shoal-server --port 7000 --save ''\n       shoal-server /etc/shoal/shoal.conf --loglevel verbose\n\nDirectives (default in brackets):\n",

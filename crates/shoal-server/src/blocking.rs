@@ -167,6 +167,26 @@ impl Blocking {
         }
     }
 
+    /// A woken client that could not be served keeps its place but passes the wake-up on to the
+    /// client right behind it in each of its queues: that one may be served where it was not
+    /// (it waits for another type on the same key, or for stream entries after an earlier ID).
+    /// Each pass moves strictly down a queue, so a chain of them ends.
+    pub fn pass_on(&self, waiter: &Arc<Waiter>) {
+        let q = self.queues.lock();
+        for key in &waiter.keys {
+            let Some(queue) = q.by_key.get(key) else {
+                continue;
+            };
+            let behind = queue
+                .iter()
+                .position(|w| Arc::ptr_eq(w, waiter))
+                .and_then(|i| queue.get(i + 1));
+            if let Some(next) = behind {
+                next.wake.notify_one();
+            }
+        }
+    }
+
     /// `CLIENT UNBLOCK id [TIMEOUT|ERROR]`: true when the client was blocked on keys.
     pub fn unblock(&self, client: u64, how: Unblock) -> bool {
         let q = self.queues.lock();

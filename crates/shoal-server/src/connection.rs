@@ -367,12 +367,17 @@ impl Blocked<'_> {
         // The first run happens right after joining the queues, so a write that landed between
         // the command's first attempt and the joining is not missed.
         let mut rerun = true;
+        // The first run is a re-check, not a wake-up: passing the turn on from it would make
+        // every client joining a long queue re-run everyone behind it.
+        let mut woken = false;
         loop {
             if rerun {
                 client.woken = true;
                 let step = run_command(shared, info, client, &args, output, recent, false).await;
                 client.woken = false;
                 match step {
+                    // Woken but not served: whoever waits behind may be (`Blocking::pass_on`).
+                    Step::Block(..) if woken => shared.blocking.pass_on(&registration.waiter),
                     Step::Block(..) => {}
                     step => return Ok(step),
                 }
@@ -383,7 +388,10 @@ impl Blocked<'_> {
                 _ = killed.as_mut() => return Err(End::Killed),
                 _ = shut_down.as_mut() => return Err(End::Shutdown),
                 _ = registration.waiter.wake.notified() => match registration.waiter.unblocked() {
-                    Unblock::No => rerun = true,
+                    Unblock::No => {
+                        rerun = true;
+                        woken = true;
+                    }
                     Unblock::Timeout => break,
                     Unblock::Error => {
                         let error = CommandError::Other(

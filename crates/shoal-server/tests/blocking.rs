@@ -336,3 +336,33 @@ fn swapdb_serves_clients_blocked_in_the_swapped_databases() {
         await_blocked(&mut admin, 0);
     }
 }
+
+/// A woken client that cannot be served (it waits for another type on the same key) passes the
+/// turn to the client behind it, which Redis serves at once.
+#[test]
+fn a_client_that_cannot_be_served_lets_the_next_one_be() {
+    for server in servers() {
+        let mut admin = connect(server.addr());
+        let mut list_waiter = connect(server.addr());
+        list_waiter
+            .send_command(&[b"BLPOP", b"mixed", b"0"])
+            .expect("send");
+        await_blocked(&mut admin, 1);
+        let mut zset_waiter = connect(server.addr());
+        zset_waiter
+            .send_command(&[b"BZPOPMIN", b"mixed", b"0"])
+            .expect("send");
+        await_blocked(&mut admin, 2);
+        admin.call(&["ZADD", "mixed", "1", "a"]);
+        assert_eq!(
+            zset_waiter.read_frame().expect("reply"),
+            Frame::Array(vec![bulk("mixed"), bulk("a"), bulk("1")]),
+            "{:?}",
+            server.kind()
+        );
+        await_blocked(&mut admin, 1);
+        admin.call(&["RPUSH", "other", "x"]);
+        admin.call(&["RENAME", "other", "mixed"]);
+        assert_eq!(list_waiter.read_frame().expect("reply"), pair("mixed", "x"));
+    }
+}

@@ -185,7 +185,7 @@ pub const MAX_KEY_LEN: usize = u32::MAX as usize - 64;
 /// A stored key with its value, expiry and access clock.
 ///
 /// Invariants the `unsafe` code relies on:
-/// - `ptr` points to a live allocation of exactly `len` bytes (alignment 1), owned by this entry
+/// - `ptr` points to a live allocation of exactly `len` bytes (alignment [`BLOCK_ALIGN`]), owned by this entry
 ///   alone and freed only by [`Drop`] or by [`Entry::replace_block`];
 /// - `len >= 1` (the key length byte is always there);
 /// - when the encoding is [`Encoding::RawHeap`], the last [`PTR_BYTES`] bytes of the block hold
@@ -482,7 +482,7 @@ impl Entry {
             return None;
         }
         let addr = usize::from_le_bytes(self.payload().try_into().ok()?);
-        // SAFETY: a RawHeap or Object block's payload is the exposed address of a live `Box<Object>` owned
+        // SAFETY: a RawHeap block's payload is the exposed address of a live `Box<Object>` owned
         // by this entry (type invariant); the shared borrow of `self` keeps it alive.
         Some(unsafe { &*std::ptr::with_exposed_provenance::<Object>(addr) })
     }

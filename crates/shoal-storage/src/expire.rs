@@ -114,7 +114,13 @@ impl crate::keyspace::Locked<'_> {
             }
         }
         d.field_cursor = batch.last().cloned();
+        // At most this many fields go per call, so a hash with a million fields due at once
+        // holds its stripe for a bounded time per tick; the rest go on the next ticks.
+        let mut budget = effort.keys_per_loop * 20;
         for key in batch {
+            if budget == 0 {
+                break;
+            }
             let due = matches!(
                 self.peek(db, &key),
                 Ok(Some(e)) if matches!(
@@ -126,10 +132,12 @@ impl crate::keyspace::Locked<'_> {
                 continue;
             }
             let removed = self.update(db, &key, |e| match e.get_mut().value_mut() {
-                Some(crate::Object::Hash(h)) => h.purge_expired(now),
+                Some(crate::Object::Hash(h)) => h.purge_expired_upto(now, budget),
                 _ => 0,
             });
-            stats.expired_fields += removed.ok().flatten().unwrap_or(0);
+            let removed = removed.ok().flatten().unwrap_or(0);
+            budget = budget.saturating_sub(removed);
+            stats.expired_fields += removed;
         }
     }
 

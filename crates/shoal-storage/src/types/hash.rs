@@ -83,7 +83,8 @@ impl Hash {
     pub fn mem_usage(&self) -> usize {
         let repr = match &self.repr {
             Repr::Pack(p) => p.mem_usage(),
-            Repr::Table(t) => t.heap,
+            // The table's own header is boxed too.
+            Repr::Table(t) => alloc_size(std::mem::size_of::<Table>()) + t.heap,
         };
         let ttl = self
             .ttl
@@ -297,8 +298,17 @@ impl Hash {
 
     /// Removes every field whose expiry time is at or before `now`; returns how many.
     pub fn purge_expired(&mut self, now: u64) -> usize {
+        self.purge_expired_upto(now, usize::MAX)
+    }
+
+    /// [`Hash::purge_expired`], removing at most `max` fields (the background cycle bounds the
+    /// work one call does while it holds a stripe lock).
+    pub fn purge_expired_upto(&mut self, now: u64, max: usize) -> usize {
         let mut removed = 0;
-        while let Some(field) = self.ttl.as_mut().and_then(|t| t.pop_due(now)) {
+        while removed < max {
+            let Some(field) = self.ttl.as_mut().and_then(|t| t.pop_due(now)) else {
+                break;
+            };
             match &mut self.repr {
                 Repr::Pack(p) => {
                     if let Some(at) = p.find(&field, 2) {

@@ -244,6 +244,57 @@ pub trait ServerOps: Send + Sync {
     }
 }
 
+/// A server that does nothing but answer with Redis's default limits: the stand-in for handler
+/// tests (unit tests and transcripts) that run commands without a real server.
+pub struct InertServer;
+
+impl ServerOps for InertServer {
+    fn requirepass(&self) -> Option<String> {
+        None
+    }
+    fn config_get(&self, _: &[Bytes]) -> Vec<(String, String)> {
+        Vec::new()
+    }
+    fn config_set(&self, _: &[(Bytes, Bytes)]) -> Result<(), CommandError> {
+        Ok(())
+    }
+    fn config_rewrite(&self) -> Result<(), CommandError> {
+        Ok(())
+    }
+    fn reset_stats(&self) {}
+    fn info(&self, _: &[String]) -> String {
+        String::new()
+    }
+    fn update_client(&self, _: &ClientState) {}
+    fn client_list(&self, _: &ClientFilter, _: u64) -> String {
+        String::new()
+    }
+    fn client_kill(&self, _: &ClientFilter, _: u64) -> usize {
+        0
+    }
+    fn client_pause(&self, _: u64, _: bool) {}
+    fn client_unpause(&self) {}
+    fn memory_stats(&self) -> Vec<(String, Frame)> {
+        Vec::new()
+    }
+    fn malloc_stats(&self) -> String {
+        String::new()
+    }
+    fn free(&self, garbage: Garbage, _: bool) {
+        drop(garbage);
+    }
+    fn limits(&self) -> CommandLimits {
+        CommandLimits {
+            max_string: 512 << 20,
+            lcs_table: 1 << 30,
+            types: shoal_storage::TypeLimits::default(),
+        }
+    }
+    fn lazy_user_flush(&self) -> bool {
+        false
+    }
+}
+
 /// One command's latency distribution, for `LATENCY HISTOGRAM`.
 #[derive(Debug, Clone)]
 pub struct LatencyHistogram {

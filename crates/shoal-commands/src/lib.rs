@@ -28,8 +28,8 @@ mod zsets;
 
 pub use connection::REDIS_COMPAT_VERSION;
 pub use cx::{
-    Action, BlockSpec, ClientFilter, ClientState, CommandLimits, Cx, LatencyHistogram, ReplyMode,
-    ServerOps, ShutdownOptions,
+    Action, BlockSpec, ClientFilter, ClientState, CommandLimits, Cx, InertServer, LatencyHistogram,
+    ReplyMode, ServerOps, ShutdownOptions,
 };
 pub use dispatch::{resolve, resolve_with, Engine, Executed, NameCache, Resolved};
 pub use error::{CmdResult, CommandError};

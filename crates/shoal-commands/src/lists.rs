@@ -886,62 +886,11 @@ mod tests {
 
     use bytes::Bytes;
     use shoal_resp::Frame;
-    use shoal_storage::{Garbage, Keyspace, TypeLimits};
+    use shoal_storage::Keyspace;
 
-    use crate::cx::{Action, BlockSpec, ClientFilter, ClientState, CommandLimits, ServerOps};
+    use crate::cx::{Action, BlockSpec, ClientState, InertServer};
     use crate::dispatch::Engine;
-    use crate::error::CommandError;
     use crate::table::CommandTable;
-
-    /// A server stand-in: only the limits matter to list commands.
-    struct Limits;
-
-    impl ServerOps for Limits {
-        fn requirepass(&self) -> Option<String> {
-            None
-        }
-        fn config_get(&self, _: &[Bytes]) -> Vec<(String, String)> {
-            Vec::new()
-        }
-        fn config_set(&self, _: &[(Bytes, Bytes)]) -> Result<(), CommandError> {
-            Ok(())
-        }
-        fn config_rewrite(&self) -> Result<(), CommandError> {
-            Ok(())
-        }
-        fn reset_stats(&self) {}
-        fn info(&self, _: &[String]) -> String {
-            String::new()
-        }
-        fn update_client(&self, _: &ClientState) {}
-        fn client_list(&self, _: &ClientFilter, _: u64) -> String {
-            String::new()
-        }
-        fn client_kill(&self, _: &ClientFilter, _: u64) -> usize {
-            0
-        }
-        fn client_pause(&self, _: u64, _: bool) {}
-        fn client_unpause(&self) {}
-        fn memory_stats(&self) -> Vec<(String, Frame)> {
-            Vec::new()
-        }
-        fn malloc_stats(&self) -> String {
-            String::new()
-        }
-        fn free(&self, garbage: Garbage, _: bool) {
-            drop(garbage);
-        }
-        fn limits(&self) -> CommandLimits {
-            CommandLimits {
-                max_string: 512 << 20,
-                lcs_table: 1 << 30,
-                types: TypeLimits::default(),
-            }
-        }
-        fn lazy_user_flush(&self) -> bool {
-            false
-        }
-    }
 
     const NOW_MS: u64 = 1_700_000_000_000;
 
@@ -951,7 +900,7 @@ mod tests {
         let engine = Engine {
             table: &table,
             ks,
-            server: &Limits,
+            server: &InertServer,
         };
         let args: Vec<Bytes> = line
             .split_whitespace()

@@ -2,65 +2,13 @@
 //! (expiry, TTLs, idle time) is checked instantly and exactly, without sleeping.
 //!
 //! A transcript is a list of lines: a command, or `+advance <ms>` to move the clock, each
-//! followed by `=> <expected reply>` in redis-cli style. The server side of `ServerOps` is a small
-//! stand-in here; the real one is exercised by the server's integration tests.
+//! followed by `=> <expected reply>` in redis-cli style. The server side of `ServerOps` is the crate's
+//! `InertServer` stand-in; the real one is exercised by the server's integration tests.
 
 use bytes::Bytes;
-use shoal_commands::{
-    ClientFilter, ClientState, CommandError, CommandLimits, CommandTable, Engine, ServerOps,
-};
+use shoal_commands::{ClientState, CommandTable, Engine, InertServer};
 use shoal_resp::Frame;
-use shoal_storage::{Garbage, Keyspace};
-
-/// The parts of the server a transcript needs: limits and a password; everything else is inert.
-struct TestServer;
-
-impl ServerOps for TestServer {
-    fn requirepass(&self) -> Option<String> {
-        None
-    }
-    fn config_get(&self, _: &[Bytes]) -> Vec<(String, String)> {
-        Vec::new()
-    }
-    fn config_set(&self, _: &[(Bytes, Bytes)]) -> Result<(), CommandError> {
-        Ok(())
-    }
-    fn config_rewrite(&self) -> Result<(), CommandError> {
-        Ok(())
-    }
-    fn reset_stats(&self) {}
-    fn info(&self, _: &[String]) -> String {
-        String::new()
-    }
-    fn update_client(&self, _: &ClientState) {}
-    fn client_list(&self, _: &ClientFilter, _: u64) -> String {
-        String::new()
-    }
-    fn client_kill(&self, _: &ClientFilter, _: u64) -> usize {
-        0
-    }
-    fn client_pause(&self, _: u64, _: bool) {}
-    fn client_unpause(&self) {}
-    fn memory_stats(&self) -> Vec<(String, Frame)> {
-        Vec::new()
-    }
-    fn malloc_stats(&self) -> String {
-        String::new()
-    }
-    fn free(&self, g: Garbage, _: bool) {
-        drop(g);
-    }
-    fn lazy_user_flush(&self) -> bool {
-        false
-    }
-    fn limits(&self) -> CommandLimits {
-        CommandLimits {
-            max_string: 512 << 20,
-            lcs_table: 1 << 30,
-            types: shoal_storage::TypeLimits::default(),
-        }
-    }
-}
+use shoal_storage::Keyspace;
 
 fn render(f: &Frame) -> String {
     match f {
@@ -103,7 +51,7 @@ fn check(transcript: &str) {
             let engine = Engine {
                 table: &table,
                 ks: &ks,
-                server: &TestServer,
+                server: &InertServer,
             };
             let ex = engine.execute(&mut client, &args, now * 1000);
             last = render(&ex.reply);

@@ -165,7 +165,6 @@ impl Hash {
             Repr::Pack(p) => match p.find(field, 2) {
                 Some(at) => {
                     p.remove_at(at, 2);
-                    p.shrink();
                     true
                 }
                 None => false,
@@ -320,11 +319,6 @@ impl Hash {
                 }
             }
             removed += 1;
-        }
-        if removed > 0 {
-            if let Repr::Pack(p) = &mut self.repr {
-                p.shrink();
-            }
         }
         removed
     }

@@ -173,8 +173,6 @@ impl List {
             });
             return;
         }
-        // The end node stops being an end: give its growth slack back before moving on.
-        self.edit(i, seal);
         let at = match end {
             End::Head => 0,
             End::Tail => self.nodes.len(),
@@ -195,7 +193,6 @@ impl List {
             }?;
             let value = p.get(pos)?.to_vec();
             p.remove_at(pos, 1);
-            p.shrink();
             Some(value)
         })??;
         self.drop_if_empty(i);
@@ -279,7 +276,6 @@ impl List {
                     };
                     removed += usize::from(hit);
                 }
-                p.shrink();
             });
         }
         if removed > 0 {
@@ -300,7 +296,6 @@ impl List {
             } else {
                 self.edit(0, |p| {
                     p.remove_at(p.first().unwrap_or(0), n);
-                    p.shrink();
                 });
                 return;
             }
@@ -322,7 +317,6 @@ impl List {
                     if let Some(pos) = p.nth(-(n as i64)) {
                         p.remove_at(pos, n);
                     }
-                    p.shrink();
                 });
                 return;
             }
@@ -543,9 +537,6 @@ impl List {
     }
 }
 
-/// Kept as the place a split node gives back memory; packs are always exactly sized now.
-fn seal(_pack: &mut Pack) {}
-
 /// Moves the elements from byte position `pos` on out of `pack` into a new pack.
 fn split_off(pack: &mut Pack, pos: usize) -> Pack {
     let mut tail = Pack::new();
@@ -558,7 +549,6 @@ fn split_off(pack: &mut Pack, pos: usize) -> Pack {
         at = pack.next(p);
     }
     pack.remove_at(pos, tail.len());
-    seal(pack);
     tail
 }
 

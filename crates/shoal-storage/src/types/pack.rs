@@ -128,9 +128,6 @@ impl Pack {
         alloc_size(self.buf.len())
     }
 
-    /// Kept for callers that release memory after removals: a pack never has spare capacity.
-    pub fn shrink(&mut self) {}
-
     /// Runs an edit on the buffer as a vector, then trims it back to its exact size.
     fn edit<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
         let mut v = std::mem::take(&mut self.buf).into_vec();

@@ -277,7 +277,6 @@ impl ZSet {
             Repr::Pack(p) => {
                 let (pos, _, s) = pack_pairs(p).find(|(_, m, _)| m.eq_bytes(member))?;
                 p.remove_at(pos, 2);
-                p.shrink();
                 Some(s)
             }
             Repr::Full(f) => f.remove(member),
@@ -339,7 +338,6 @@ impl ZSet {
             Repr::Pack(p) => {
                 if let Some(pos) = p.nth(2 * start as i64) {
                     p.remove_at(pos, 2 * (end - start));
-                    p.shrink();
                 }
             }
             Repr::Full(f) => {
@@ -366,7 +364,6 @@ impl ZSet {
                 let spos = p.next(mpos)?;
                 let out = (p.get(mpos)?.to_vec(), parse_score(p.get(spos)?));
                 p.remove_at(mpos, 2);
-                p.shrink();
                 Some(out)
             }
             Repr::Full(f) => f.pop(max).map(|e| (e.member.to_vec(), e.score)),

@@ -482,6 +482,14 @@ fn put(buf: &mut Vec<u8>, range: std::ops::Range<usize>, parts: [&[u8]; 3]) {
     let (start, end) = (range.start.min(old), range.end.min(old));
     let end = end.max(start);
     let new_len = old - (end - start) + n;
+    if start == old {
+        // Appending: no bytes to move, nothing to zero first.
+        buf.reserve_exact(n);
+        for part in parts {
+            buf.extend_from_slice(part);
+        }
+        return;
+    }
     if new_len > old {
         buf.reserve_exact(new_len - old);
         buf.resize(new_len, 0);

@@ -426,8 +426,7 @@ fn lrange(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     let Some((first, last)) = clamp_range(start, stop, list.len()) else {
         return Ok(Frame::Array(Vec::new()));
     };
-    let items = list.iter_from(first).take(last - first + 1).map(bulk);
-    Ok(Frame::Array(items.collect()))
+    Ok(Frame::Array(range_bulks(list, first, last - first + 1)))
 }
 
 // Command: LREM key count element
@@ -590,10 +589,28 @@ fn read_list<'c>(cx: &'c mut Cx<'_>, key: &[u8]) -> Result<Option<&'c List>, Com
 
 /// An element as a bulk reply.
 fn bulk(item: Item<'_>) -> Frame {
-    match item {
-        Item::Int(n) => Frame::Bulk(Bytes::from(n.to_string())),
-        Item::Bytes(b) => Frame::Bulk(Bytes::copy_from_slice(b)),
-    }
+    Frame::Bulk(item.with_text(Bytes::copy_from_slice))
+}
+
+/// Up to `count` elements from `index` on as bulk replies whose texts share one buffer: one
+/// allocation for the whole reply instead of one per element.
+fn range_bulks(list: &List, index: usize, count: usize) -> Vec<Frame> {
+    let count = count.min(list.len().saturating_sub(index));
+    let mut text = Vec::with_capacity(count.saturating_mul(8).min(1 << 20));
+    let mut ends = Vec::with_capacity(count);
+    list.for_each_from(index, count, |item| {
+        item.with_text(|t| text.extend_from_slice(t));
+        ends.push(text.len());
+    });
+    let text = Bytes::from(text);
+    let mut start = 0;
+    ends.into_iter()
+        .map(|end| {
+            let frame = Frame::Bulk(text.slice(start..end));
+            start = end;
+            frame
+        })
+        .collect()
 }
 
 /// `LPUSH`, `RPUSH` and their `X` forms (which never create the key): the new length.
@@ -646,6 +663,9 @@ fn pop_command(cx: &mut Cx<'_>, a: &[Bytes], end: End) -> CmdResult {
         ),
         _ => return Err(CommandError::WrongArity(name.into())),
     };
+    if count.is_none() {
+        return Ok(pop_one(cx, &a[1], end)?.unwrap_or(Frame::Null));
+    }
     let want = count.map_or(1, |n| usize::try_from(n).unwrap_or(usize::MAX));
     match (pop_elements(cx, &a[1], end, want)?, count) {
         (None, None) => Ok(Frame::Null),
@@ -653,6 +673,22 @@ fn pop_command(cx: &mut Cx<'_>, a: &[Bytes], end: End) -> CmdResult {
         (Some(mut items), None) => Ok(items.pop().unwrap_or(Frame::Null)),
         (Some(items), Some(_)) => Ok(Frame::Array(items)),
     }
+}
+
+/// Pops one element from one end of the list at `key`; `None` when the key is missing. The
+/// key is deleted when it empties.
+fn pop_one(cx: &mut Cx<'_>, key: &[u8], end: End) -> Result<Option<Frame>, CommandError> {
+    let db = cx.dbi();
+    let popped = cx
+        .db()?
+        .update(db, key, |e| -> Result<Option<Frame>, CommandError> {
+            if list_ref(e)?.is_empty() {
+                return Ok(None);
+            }
+            let value = list_mut(e)?.pop(end);
+            Ok(value.map(|v| Frame::Bulk(Bytes::from(v))))
+        })?;
+    Ok(popped.transpose()?.flatten())
 }
 
 /// Pops up to `count` elements from one end of the list at `key`, in popping order; `None` when
@@ -675,7 +711,7 @@ fn pop_elements(
             let list = list_mut(e)?;
             // Read the elements in order, then cut them off whole nodes at a time.
             let items = match end {
-                End::Head => list.iter().take(n).map(bulk).collect(),
+                End::Head => range_bulks(list, 0, n),
                 End::Tail => list.iter_rev().take(n).map(bulk).collect(),
             };
             match end {

@@ -164,8 +164,30 @@ fn integer(out: &mut BytesMut, n: i64) {
 
 /// `<tag><len>\r\n<payload>\r\n`.
 fn bulk(out: &mut BytesMut, tag: u8, payload: &[u8]) {
-    header(out, tag, payload.len() as u64);
-    out.reserve(payload.len() + 2);
+    let len = payload.len();
+    if len < 10 {
+        // Short payloads (most collection elements): the whole bulk is at most 15 bytes,
+        // assembled on the stack and written with one fixed-size copy, then trimmed.
+        let mut b = [0u8; 16];
+        b[0] = tag;
+        b[1] = b'0' + len as u8;
+        b[2] = b'\r';
+        b[3] = b'\n';
+        for (d, s) in b[4..].iter_mut().zip(payload) {
+            *d = *s;
+        }
+        b[4 + len] = b'\r';
+        b[5 + len] = b'\n';
+        out.put_slice(&b);
+        out.truncate(out.len() - (10 - len));
+        return;
+    }
+    let mut digits = [0u8; 20];
+    let digits = fmt_u64(len as u64, &mut digits);
+    out.reserve(digits.len() + len + 5);
+    out.put_u8(tag);
+    out.put_slice(digits);
+    out.put_slice(b"\r\n");
     out.put_slice(payload);
     out.put_slice(b"\r\n");
 }
@@ -218,6 +240,11 @@ mod tests {
         );
         both(Frame::bulk("foo"), "$3\r\nfoo\r\n", "$3\r\nfoo\r\n");
         both(Frame::bulk(""), "$0\r\n\r\n", "$0\r\n\r\n");
+        for len in [1, 8, 9, 10, 11, 99, 100, 12345] {
+            let text = "x".repeat(len);
+            let wire = format!("${len}\r\n{text}\r\n");
+            both(Frame::bulk(text), &wire, &wire);
+        }
         both(Frame::Null, "$-1\r\n", "_\r\n");
         both(Frame::NullArray, "*-1\r\n", "_\r\n");
         both(Frame::Double(1.5), "$3\r\n1.5\r\n", ",1.5\r\n");

@@ -329,7 +329,9 @@ impl List {
         Iter {
             list: self,
             node: at.map_or(self.nodes.len(), |(i, _)| i),
-            pos: at.map(|(_, p)| p),
+            pack: at.and_then(|(i, _)| self.nodes.get(i)),
+            pos: at.map_or(0, |(_, p)| p),
+            left: self.len.saturating_sub(index),
             forward: true,
         }
     }
@@ -340,8 +342,36 @@ impl List {
         Iter {
             list: self,
             node: at.map_or(0, |(i, _)| i),
-            pos: at.map(|(_, p)| p),
+            pack: at.and_then(|(i, _)| self.nodes.get(i)),
+            pos: at.map_or(0, |(_, p)| p),
+            left: if at.is_some() { index + 1 } else { 0 },
             forward: false,
+        }
+    }
+
+    /// Calls `f` on up to `count` elements from the one at `index` towards the tail: the
+    /// iteration of [`List::iter_from`] as one tight loop per node, for replies that read many
+    /// elements (`LRANGE`).
+    pub fn for_each_from(&self, index: usize, count: usize, mut f: impl FnMut(Item<'_>)) {
+        let Some((mut i, mut pos)) = self.locate(index) else {
+            return;
+        };
+        let mut left = count;
+        while left > 0 {
+            let Some(pack) = self.nodes.get(i) else {
+                return;
+            };
+            let end = pack.end();
+            while left > 0 && pos < end {
+                let Some((item, next)) = pack.read(pos) else {
+                    return;
+                };
+                f(item);
+                pos = next;
+                left -= 1;
+            }
+            i += 1;
+            pos = pack.first().unwrap_or(0);
         }
     }
 
@@ -553,35 +583,68 @@ fn split_off(pack: &mut Pack, pos: usize) -> Pack {
 }
 
 /// Walks a list's elements in one direction, crossing node boundaries.
+#[derive(Clone)]
 pub struct Iter<'a> {
     list: &'a List,
+    /// Index of the current node in the chain.
     node: usize,
-    /// Position in the current node of the next element to yield; `None` when done.
-    pos: Option<usize>,
+    /// The current node; `None` when done.
+    pack: Option<&'a Pack>,
+    /// Position in the current node of the next element to yield.
+    pos: usize,
+    /// Elements still to yield.
+    left: usize,
     forward: bool,
 }
 
 impl<'a> Iterator for Iter<'a> {
     type Item = Item<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<Item<'a>> {
-        let pos = self.pos?;
-        let node = self.list.nodes.get(self.node)?;
-        let item = node.get(pos)?;
-        self.pos = if self.forward {
-            node.next(pos).or_else(|| {
+        let pack = self.pack?;
+        if self.forward {
+            let Some((item, next)) = pack.read(self.pos) else {
+                self.pack = None;
+                return None;
+            };
+            if next < pack.end() {
+                self.pos = next;
+            } else {
                 self.node += 1;
-                self.list.nodes.get(self.node)?.first()
-            })
-        } else {
-            node.prev(pos).or_else(|| {
-                self.node = self.node.checked_sub(1)?;
-                self.list.nodes.get(self.node)?.last()
-            })
+                self.pack = self.list.nodes.get(self.node);
+                self.pos = self.pack.and_then(Pack::first).unwrap_or(0);
+            }
+            self.left = self.left.saturating_sub(1);
+            return Some(item);
+        }
+        let Some(item) = pack.get(self.pos) else {
+            self.pack = None;
+            return None;
         };
+        match pack.prev(self.pos) {
+            Some(prev) => self.pos = prev,
+            None => {
+                self.pack = match self.node.checked_sub(1) {
+                    Some(i) => {
+                        self.node = i;
+                        self.list.nodes.get(i)
+                    }
+                    None => None,
+                };
+                self.pos = self.pack.and_then(Pack::last).unwrap_or(0);
+            }
+        }
+        self.left = self.left.saturating_sub(1);
         Some(item)
     }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
 }
+
+impl ExactSizeIterator for Iter<'_> {}
 
 #[cfg(test)]
 mod tests {
@@ -709,6 +772,15 @@ mod tests {
                 assert_eq!(
                     list.iter_from(i).map(Item::to_vec).collect::<Vec<_>>(),
                     model.range(i..).cloned().collect::<Vec<_>>()
+                );
+                assert_eq!(list.iter_from(i).len(), model.len() - i);
+                assert_eq!(list.iter_rev_from(i).len(), i + 1);
+                let count = rng.next(model.len() + 2);
+                let mut seen = Vec::new();
+                list.for_each_from(i, count, |item| seen.push(item.to_vec()));
+                assert_eq!(
+                    seen,
+                    model.range(i..).take(count).cloned().collect::<Vec<_>>()
                 );
             }
             assert!(list.get(model.len()).is_none());

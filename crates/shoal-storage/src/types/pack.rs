@@ -30,9 +30,18 @@ pub enum Item<'a> {
 impl Item<'_> {
     /// The element as the bytes a client sees.
     pub fn to_vec(self) -> Vec<u8> {
+        self.with_text(<[u8]>::to_vec)
+    }
+
+    /// Runs `f` on the element's text; an integer is formatted on the stack, so reading an
+    /// element never allocates.
+    pub fn with_text<R>(self, f: impl FnOnce(&[u8]) -> R) -> R {
         match self {
-            Item::Int(n) => n.to_string().into_bytes(),
-            Item::Bytes(b) => b.to_vec(),
+            Item::Bytes(b) => f(b),
+            Item::Int(n) => {
+                let mut digits = [0u8; 20];
+                f(format_i64(n, &mut digits))
+            }
         }
     }
 
@@ -157,7 +166,7 @@ impl Pack {
 
     /// The position after the element at `pos`.
     pub fn next(&self, pos: usize) -> Option<usize> {
-        let (_, end) = self.element(pos)?;
+        let (_, end) = self.read(pos)?;
         (end < self.buf.len()).then_some(end)
     }
 
@@ -165,6 +174,13 @@ impl Pack {
     pub fn prev(&self, pos: usize) -> Option<usize> {
         if pos <= HEADER || pos > self.buf.len() {
             return None;
+        }
+        // Almost every element is shorter than 128 bytes: a back length of one byte.
+        let last = *self.buf.get(pos - 1)?;
+        if last & 0x80 == 0 {
+            return (pos - 1)
+                .checked_sub(last as usize)
+                .filter(|p| *p >= HEADER);
         }
         // Read the back length right to left: the rightmost byte holds the low 7 bits and the
         // high bit of each byte says whether another byte follows to the left.
@@ -185,40 +201,40 @@ impl Pack {
 
     /// The element at `pos`.
     pub fn get(&self, pos: usize) -> Option<Item<'_>> {
+        self.read(pos).map(|(item, _)| item)
+    }
+
+    /// The element at `pos` and the position just after it (back length included), from one
+    /// decoding of its header: what a cursor walking forward needs at each step.
+    #[inline]
+    pub fn read(&self, pos: usize) -> Option<(Item<'_>, usize)> {
         if pos < HEADER {
             return None;
         }
-        let h = *self.buf.get(pos)?;
-        match h {
-            0x00..=0x7F => Some(Item::Bytes(self.buf.get(pos + 1..pos + 1 + h as usize)?)),
+        let buf = &self.buf[..];
+        let h = *buf.get(pos)?;
+        let (item, body) = match h {
+            0x00..=0x7F => {
+                let len = h as usize;
+                (Item::Bytes(buf.get(pos + 1..pos + 1 + len)?), 1 + len)
+            }
+            SMALL_INT..=0xFF => (Item::Int((h - SMALL_INT) as i64), 1),
             0x80..=0xBF => {
-                let len = (((h & 0x3F) as usize) << 8) | *self.buf.get(pos + 1)? as usize;
-                Some(Item::Bytes(self.buf.get(pos + 2..pos + 2 + len)?))
+                let len = (((h & 0x3F) as usize) << 8) | *buf.get(pos + 1)? as usize;
+                (Item::Bytes(buf.get(pos + 2..pos + 2 + len)?), 2 + len)
             }
             0xC0 => {
-                let len = u32::from_le_bytes(self.buf.get(pos + 1..pos + 5)?.try_into().ok()?);
-                Some(Item::Bytes(self.buf.get(pos + 5..pos + 5 + len as usize)?))
+                let len = u32::from_le_bytes(buf.get(pos + 1..pos + 5)?.try_into().ok()?) as usize;
+                (Item::Bytes(buf.get(pos + 5..pos + 5 + len)?), 5 + len)
             }
-            SMALL_INT..=0xFF => Some(Item::Int((h - SMALL_INT) as i64)),
             0xC1..=0xC8 => {
                 let n = (h - 0xC0) as usize;
-                let raw = self.buf.get(pos + 1..pos + 1 + n)?;
+                let raw = buf.get(pos + 1..pos + 1 + n)?;
                 let fill = if raw[n - 1] & 0x80 != 0 { 0xFF } else { 0 };
                 let mut b = [fill; 8];
                 b[..n].copy_from_slice(raw);
-                Some(Item::Int(i64::from_le_bytes(b)))
+                (Item::Int(i64::from_le_bytes(b)), 1 + n)
             }
-        }
-    }
-
-    /// The element at `pos` and the position just after it (backlen included).
-    fn element(&self, pos: usize) -> Option<(Item<'_>, usize)> {
-        let item = self.get(pos)?;
-        let h = self.buf[pos];
-        let body = if h >= SMALL_INT {
-            1
-        } else {
-            header_len_of(h) + data_len(item)
         };
         Some((item, pos + body + backlen_len(body)))
     }
@@ -311,7 +327,7 @@ impl Pack {
 
     /// Replaces the element at `pos` with `value`.
     pub fn replace_at(&mut self, pos: usize, value: &[u8]) {
-        let Some((_, end)) = self.element(pos) else {
+        let Some((_, end)) = self.read(pos) else {
             return;
         };
         self.edit(|b| write_element(b, pos..end, value));
@@ -324,7 +340,7 @@ impl Pack {
         let mut end = pos;
         let mut removed = 0;
         while removed < count {
-            match self.element(end) {
+            match self.read(end) {
                 Some((_, next)) => {
                     end = next;
                     removed += 1;
@@ -359,25 +375,9 @@ impl<'a> Iterator for Iter<'a> {
 
     fn next(&mut self) -> Option<Item<'a>> {
         let p = self.pos?;
-        let (item, end) = self.pack.element(p)?;
+        let (item, end) = self.pack.read(p)?;
         self.pos = (end < self.pack.buf.len()).then_some(end);
         Some(item)
-    }
-}
-
-fn header_len_of(h: u8) -> usize {
-    match h {
-        0x00..=0x7F => 1,
-        0x80..=0xBF => 2,
-        0xC0 => 5,
-        _ => 1,
-    }
-}
-
-fn data_len(item: Item<'_>) -> usize {
-    match item {
-        Item::Bytes(b) => b.len(),
-        Item::Int(n) => int_width(n),
     }
 }
 
@@ -396,7 +396,11 @@ fn int_width(n: i64) -> usize {
     len
 }
 
+#[inline]
 fn backlen_len(body: usize) -> usize {
+    if body < 0x80 {
+        return 1;
+    }
     let mut n = 1;
     let mut v = body >> 7;
     while v > 0 {
@@ -434,8 +438,7 @@ fn encode_int(n: i64) -> IntEnc {
 fn write_element(buf: &mut Vec<u8>, range: std::ops::Range<usize>, value: &[u8]) {
     if let Some(n) = parse_canonical_i64(value) {
         let enc = encode_int(n);
-        buf.reserve_exact(enc.len.saturating_sub(range.len()));
-        buf.splice(range, enc.bytes[..enc.len].iter().copied());
+        put(buf, range, [&enc.bytes[..enc.len], &[], &[]]);
         return;
     }
     let len = value.len();
@@ -465,20 +468,57 @@ fn write_element(buf: &mut Vec<u8>, range: std::ops::Range<usize>, value: &[u8])
             group | 0x80
         };
     }
-    buf.reserve_exact((body + back_len).saturating_sub(range.len()));
-    if range.start == buf.len() {
-        // Appending: three copies, no shifting.
-        buf.extend_from_slice(&head[..head_len]);
-        buf.extend_from_slice(value);
-        buf.extend_from_slice(&back[..back_len]);
-    } else {
-        let bytes = head[..head_len]
-            .iter()
-            .chain(value)
-            .chain(&back[..back_len])
-            .copied();
-        buf.splice(range, bytes);
+    put(buf, range, [&head[..head_len], value, &back[..back_len]]);
+}
+
+/// Replaces `range` of `buf` with the concatenation of `parts`: one exact reservation, one
+/// move of the bytes after the range (none when appending), then plain copies.
+fn put(buf: &mut Vec<u8>, range: std::ops::Range<usize>, parts: [&[u8]; 3]) {
+    let n: usize = parts.iter().map(|p| p.len()).sum();
+    let old = buf.len();
+    let (start, end) = (range.start.min(old), range.end.min(old));
+    let end = end.max(start);
+    let new_len = old - (end - start) + n;
+    if start == old {
+        // Appending: no bytes to move, nothing to zero first.
+        buf.reserve_exact(n);
+        for part in parts {
+            buf.extend_from_slice(part);
+        }
+        return;
     }
+    if new_len > old {
+        buf.reserve_exact(new_len - old);
+        buf.resize(new_len, 0);
+    }
+    buf.copy_within(end..old, start + n);
+    buf.truncate(new_len);
+    let mut at = start;
+    for part in parts {
+        if let Some(dst) = buf.get_mut(at..at + part.len()) {
+            dst.copy_from_slice(part);
+        }
+        at += part.len();
+    }
+}
+
+/// Writes `n` in decimal into `out`, returning the digits (with the sign).
+fn format_i64(n: i64, out: &mut [u8; 20]) -> &[u8] {
+    let mut v = n.unsigned_abs();
+    let mut i = out.len();
+    loop {
+        i -= 1;
+        out[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        i -= 1;
+        out[i] = b'-';
+    }
+    &out[i..]
 }
 
 #[cfg(test)]

@@ -595,13 +595,24 @@ impl Session {
     }
 }
 
-/// The server's start-up line that reports where it listens.
+/// The server's start-up line that reports where it listens. The port accepts connections as
+/// soon as it is bound, a moment before the line reaches the log file, so this waits for it.
 fn ready_line(server: &ServerProcess) -> String {
-    let log = server.log();
-    log.lines()
-        .find(|l| l.contains("ready to accept connections"))
-        .unwrap_or_else(|| panic!("no ready line in the log:\n{log}"))
-        .to_string()
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let log = server.log();
+        if let Some(line) = log
+            .lines()
+            .find(|l| l.contains("ready to accept connections"))
+        {
+            return line.to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no ready line in the log:\n{log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 /// The TCP ports the process `pid` listens on: the socket inodes among its open files, looked

@@ -81,6 +81,10 @@ pub struct ClientState {
     /// client only from a key of the type it waits for, and keeps it waiting otherwise.
     pub woken: bool,
     pub action: Option<Action>,
+    /// The transaction being queued, between `MULTI` and `EXEC`/`DISCARD`.
+    pub multi: Option<crate::transactions::Multi>,
+    /// The keys this client watches (`WATCH`).
+    pub watching: Option<crate::transactions::Watching>,
 }
 
 impl ClientState {
@@ -127,6 +131,8 @@ impl ClientState {
             no_block: false,
             woken: false,
             action: None,
+            multi: None,
+            watching: None,
         }
     }
 }
@@ -318,6 +324,8 @@ pub struct Cx<'a> {
     pub(crate) locked: Option<Locked<'a>>,
     /// Changes made outside the locked view (flushes, `RANDOMKEY` expiring keys).
     pub journal: Journal,
+    /// Commands this one ran (`EXEC`), for the server's statistics and monitors.
+    pub nested: Vec<crate::dispatch::Nested>,
 }
 
 impl<'a> Cx<'a> {

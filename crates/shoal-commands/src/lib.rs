@@ -24,6 +24,7 @@ mod spec;
 mod streams;
 mod strings;
 mod table;
+mod transactions;
 mod zsets;
 
 pub use connection::REDIS_COMPAT_VERSION;
@@ -31,7 +32,8 @@ pub use cx::{
     Action, BlockSpec, ClientFilter, ClientState, CommandLimits, Cx, InertServer, LatencyHistogram,
     ReplyMode, ServerOps, ShutdownOptions,
 };
-pub use dispatch::{resolve, resolve_with, Engine, Executed, NameCache, Resolved};
+pub use dispatch::{resolve, resolve_with, Engine, Executed, NameCache, Nested, Resolved};
 pub use error::{CmdResult, CommandError};
 pub use spec::{CommandSpec, Flags, Group, KeyAccess, Keys};
 pub use table::CommandTable;
+pub use transactions::{unwatch_all, Multi, Watching};

@@ -219,6 +219,7 @@ pub enum Group {
     HyperLogLog,
     Geo,
     Stream,
+    Transactions,
 }
 
 impl Group {
@@ -237,6 +238,7 @@ impl Group {
             Group::HyperLogLog => "hyperloglog",
             Group::Geo => "geo",
             Group::Stream => "stream",
+            Group::Transactions => "transactions",
         }
     }
 }
@@ -272,6 +274,9 @@ pub struct CommandSpec {
     pub since: &'static str,
     pub complexity: &'static str,
     pub subcommands: &'static [CommandSpec],
+    /// Shoal's own: the command passes the keyspace gate alone (`EXEC`, scripts), so the
+    /// commands it runs see no other client's command in between.
+    pub exclusive: bool,
     pub handler: Handler,
 }
 
@@ -299,7 +304,16 @@ impl CommandSpec {
             since: "",
             complexity: "O(1)",
             subcommands: &[],
+            exclusive: false,
             handler,
+        }
+    }
+
+    /// Makes the command run alone (see [`CommandSpec::exclusive`]).
+    pub const fn exclusive(self) -> CommandSpec {
+        CommandSpec {
+            exclusive: true,
+            ..self
         }
     }
 
@@ -438,6 +452,7 @@ impl CommandSpec {
             Some(Group::HyperLogLog) => cats.push("hyperloglog"),
             Some(Group::Geo) => cats.push("geo"),
             Some(Group::Stream) => cats.push("stream"),
+            Some(Group::Transactions) => cats.push("transaction"),
         }
         let rank = |c: &str| ORDER.iter().position(|o| *o == c).unwrap_or(ORDER.len());
         cats.sort_by_key(|c| rank(c));

@@ -7,7 +7,7 @@ use foldhash::fast::FixedState;
 use crate::spec::CommandSpec;
 use crate::{
     bitmaps, connection, geo, hashes, hyperloglog, keys, lists, server, sets, streams, strings,
-    zsets,
+    transactions, zsets,
 };
 
 /// Every family, alphabetical for the foolish consistency.
@@ -23,6 +23,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     sets::COMMANDS,
     streams::COMMANDS,
     strings::COMMANDS,
+    transactions::COMMANDS,
     zsets::COMMANDS,
 ];
 

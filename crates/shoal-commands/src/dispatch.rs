@@ -213,7 +213,12 @@ impl<'a> Engine<'a> {
 
     /// Runs a command from inside another one that already passed the gate (a command of a
     /// transaction): no gate, no eviction, no queueing.
-    pub fn execute_nested(&self, client: &mut ClientState, args: &[Bytes], now_us: u64) -> Executed {
+    pub fn execute_nested(
+        &self,
+        client: &mut ClientState,
+        args: &[Bytes],
+        now_us: u64,
+    ) -> Executed {
         match resolve(self.table, args) {
             Ok(spec) => self.run(spec, client, args, now_us, Journal::default()),
             Err((spec, e)) => refuse(client, spec, e),

@@ -525,7 +525,8 @@ fn swapdb(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     if a1 < 0 || a1 >= n || a2 < 0 || a2 >= n {
         return Err(CommandError::err("DB index is out of range"));
     }
-    cx.ks.swap_dbs(a1 as usize, a2 as usize, cx.now, &mut cx.journal);
+    cx.ks
+        .swap_dbs(a1 as usize, a2 as usize, cx.now, &mut cx.journal);
     Ok(Frame::ok())
 }
 

@@ -568,7 +568,9 @@ async fn run_command(
     // never read a clock); the EXEC's covers them all.
     for n in &ex.nested {
         let code = n.error.as_ref().map(|e| e.code());
-        shared.stats.record(n.spec, 0, n.rejected, code.as_deref(), 0);
+        shared
+            .stats
+            .record(n.spec, 0, n.rejected, code.as_deref(), 0);
         if let (false, Some(spec)) = (n.rejected, n.spec) {
             observe(shared, info, client, spec, &n.args, 0);
         }

@@ -26,9 +26,9 @@ use smallvec::SmallVec;
 use crate::entry::{Entry, CLOCK_MAX};
 use crate::evict::{self, EvictionConfig};
 use crate::gate::Gate;
-use crate::watch::{WatchTable, WatchToken};
 use crate::slot::{key_slot, SLOTS};
 use crate::table::SlotTable;
+use crate::watch::{WatchTable, WatchToken};
 
 /// A handler asked for a key whose stripe it did not lock: a bug in a command's key spec, reported
 /// as an error instead of a panic so a client can never crash the server.

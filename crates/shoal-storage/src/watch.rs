@@ -8,8 +8,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use std::collections::HashMap;
 use smallvec::SmallVec;
+use std::collections::HashMap;
 
 /// One client's watch session: raised when any key it watches changes.
 #[derive(Debug, Default)]
@@ -198,6 +198,9 @@ mod tests {
         };
         t.touch_all(|_| false, Some(&there));
         assert!(a.is_dirty());
-        assert!(!b.is_dirty(), "an expired key replacing a missing one is invisible");
+        assert!(
+            !b.is_dirty(),
+            "an expired key replacing a missing one is invisible"
+        );
     }
 }

@@ -85,6 +85,10 @@ pub struct ClientState {
     pub multi: Option<crate::transactions::Multi>,
     /// The keys this client watches (`WATCH`).
     pub watching: Option<crate::transactions::Watching>,
+    /// Commands the last command ran on the client's behalf (`EXEC`'s queue), for the server to
+    /// count and show to monitors; the connection empties it after each command. It lives here
+    /// rather than in each command's result so ordinary commands carry nothing extra.
+    pub nested: Vec<crate::dispatch::Nested>,
 }
 
 impl ClientState {
@@ -133,6 +137,7 @@ impl ClientState {
             action: None,
             multi: None,
             watching: None,
+            nested: Vec::new(),
         }
     }
 }
@@ -324,8 +329,6 @@ pub struct Cx<'a> {
     pub(crate) locked: Option<Locked<'a>>,
     /// Changes made outside the locked view (flushes, `RANDOMKEY` expiring keys).
     pub journal: Journal,
-    /// Commands this one ran (`EXEC`), for the server's statistics and monitors.
-    pub nested: Vec<crate::dispatch::Nested>,
 }
 
 impl<'a> Cx<'a> {

@@ -25,8 +25,6 @@ pub struct Executed {
     /// True when the command was queued for `EXEC` rather than run.
     pub queued: bool,
     pub journal: Journal,
-    /// Commands this one ran (`EXEC`), in order.
-    pub nested: Vec<Nested>,
 }
 
 /// The last command name a connection sent, byte for byte, and its spec. Clients repeat their
@@ -205,7 +203,6 @@ impl<'a> Engine<'a> {
                 rejected: false,
                 queued: true,
                 journal,
-                nested: Vec::new(),
             };
         }
         self.run(spec, client, args, now_us, journal)
@@ -226,6 +223,7 @@ impl<'a> Engine<'a> {
     }
 
     /// Locks the command's stripes and runs its handler.
+    #[inline(always)]
     fn run(
         &self,
         spec: &'static CommandSpec,
@@ -257,14 +255,12 @@ impl<'a> Engine<'a> {
             now_us,
             locked,
             journal,
-            nested: Vec::new(),
         };
         let result = (spec.handler)(&mut cx, args);
         let mut journal = std::mem::take(&mut cx.journal);
         if let Some(l) = cx.locked.take() {
             journal.absorb(take_journal(l));
         }
-        let nested = std::mem::take(&mut cx.nested);
         let (reply, error) = match result {
             Ok(reply) => (reply, None),
             Err(e) => (e.to_frame(), Some(e)),
@@ -276,7 +272,6 @@ impl<'a> Engine<'a> {
             rejected: false,
             queued: false,
             journal,
-            nested,
         }
     }
 }
@@ -305,7 +300,6 @@ fn refuse(
         rejected: true,
         queued: false,
         journal: Journal::default(),
-        nested: Vec::new(),
     }
 }
 
@@ -316,7 +310,7 @@ enum GateEntry<'a> {
 }
 
 /// A command run by another (`EXEC`), reported so the server counts and monitors it as Redis does.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Nested {
     pub spec: Option<&'static CommandSpec>,
     pub args: Vec<Bytes>,

@@ -113,7 +113,7 @@ fn exec(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
         let ex = engine.execute_nested(cx.client, &args, cx.now_us);
         replies.push(ex.reply);
         cx.journal.absorb(ex.journal);
-        cx.nested.push(crate::dispatch::Nested {
+        cx.client.nested.push(crate::dispatch::Nested {
             spec: ex.spec,
             args,
             error: ex.error,

@@ -566,14 +566,8 @@ async fn run_command(
     // The commands a transaction ran are counted and shown to monitors one by one, before
     // the EXEC itself, as Redis does. Their individual run times are not measured (handlers
     // never read a clock); the EXEC's covers them all.
-    for n in &ex.nested {
-        let code = n.error.as_ref().map(|e| e.code());
-        shared
-            .stats
-            .record(n.spec, 0, n.rejected, code.as_deref(), 0);
-        if let (false, Some(spec)) = (n.rejected, n.spec) {
-            observe(shared, info, client, spec, &n.args, 0);
-        }
+    if !client.nested.is_empty() {
+        record_nested(shared, info, client);
     }
     let code = ex.error.as_ref().map(|e| e.code());
     // A queued command is counted when EXEC runs it, not when it is queued.
@@ -643,7 +637,22 @@ fn refuse(spec: &'static CommandSpec, error: CommandError) -> Executed {
         rejected: true,
         queued: false,
         journal: Default::default(),
-        nested: Vec::new(),
+    }
+}
+
+/// Counts the commands an `EXEC` ran and shows them to monitors.
+#[cold]
+#[inline(never)]
+fn record_nested(shared: &Shared, info: &ClientInfo, client: &mut ClientState) {
+    let nested = std::mem::take(&mut client.nested);
+    for n in &nested {
+        let code = n.error.as_ref().map(|e| e.code());
+        shared
+            .stats
+            .record(n.spec, 0, n.rejected, code.as_deref(), 0);
+        if let (false, Some(spec)) = (n.rejected, n.spec) {
+            observe(shared, info, client, spec, &n.args, 0);
+        }
     }
 }
 

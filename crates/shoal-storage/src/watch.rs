@@ -34,6 +34,10 @@ impl WatchToken {
     }
 }
 
+/// For a swap: whether the incoming database stores a key (`Some`) and whether it is expired
+/// there (`Some(true)`).
+pub(crate) type Replacement<'a> = dyn Fn(&[u8]) -> Option<bool> + 'a;
+
 /// One client watching one key.
 #[derive(Debug)]
 struct Watcher {
@@ -106,7 +110,7 @@ impl WatchTable {
     pub(crate) fn touch_all(
         &mut self,
         present: impl Fn(&[u8]) -> bool,
-        replacement: Option<&dyn Fn(&[u8]) -> Option<bool>>,
+        replacement: Option<&Replacement<'_>>,
     ) {
         for (key, watchers) in self.keys.iter_mut() {
             let here = present(key);

@@ -29,7 +29,7 @@ mod zsets;
 pub use connection::REDIS_COMPAT_VERSION;
 pub use cx::{
     Action, BlockSpec, ClientFilter, ClientState, CommandLimits, Cx, InertServer, LatencyHistogram,
-    ReplyMode, ServerOps, ShutdownOptions,
+    PubsubKind, ReplyMode, ServerOps, ShutdownOptions,
 };
 pub use dispatch::{resolve, resolve_with, Engine, Executed, NameCache, Resolved};
 pub use error::{CmdResult, CommandError};

@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use shoal_commands::{
-    ClientFilter, ClientState, CommandError, CommandLimits, CommandTable, ServerOps,
+    ClientFilter, ClientState, CommandError, CommandLimits, CommandTable, PubsubKind, ServerOps,
 };
 use shoal_resp::{Frame, Limits};
 use shoal_storage::{Garbage, Keyspace, Policy};
@@ -110,6 +110,8 @@ pub struct Shared {
     pub type_limits: RwLock<shoal_storage::TypeLimits>,
     /// Clients blocked on keys (`BLPOP` and friends).
     pub blocking: crate::blocking::Blocking,
+    /// Pub/sub subscriptions and the subscribers' mailboxes.
+    pub pubsub: crate::pubsub::Hub,
 }
 
 impl Shared {
@@ -185,6 +187,7 @@ impl Shared {
             monitors: Default::default(),
             type_limits: RwLock::new(shoal_storage::TypeLimits::default()),
             blocking: Default::default(),
+            pubsub: Default::default(),
         });
         let cfg = shared.config.read().clone();
         shared.apply_all(&cfg);
@@ -273,6 +276,19 @@ impl Shared {
     /// Starts a shutdown.
     pub fn request_shutdown(&self) {
         let _ = self.shutdown.send(true);
+    }
+
+    /// Publishes `message` on `channel` as `PUBLISH` does, to the channel's subscribers and
+    /// those of every matching pattern; returns how many received it. For server-side
+    /// publishers such as keyspace notifications. Takes no stripe lock.
+    pub fn publish(&self, channel: &[u8], message: &[u8]) -> usize {
+        self.pubsub
+            .publish(PubsubKind::Channel, channel, message, self.now_secs())
+    }
+
+    /// Unix time in seconds.
+    fn now_secs(&self) -> u64 {
+        self.clock.now_us() / 1_000_000
     }
 }
 
@@ -622,6 +638,38 @@ impl ServerOps for Shared {
                 cdf: snap.redis_cdf(),
             })
             .collect()
+    }
+
+    fn publish(&self, kind: PubsubKind, channel: &[u8], message: &[u8]) -> usize {
+        self.pubsub.publish(kind, channel, message, self.now_secs())
+    }
+
+    fn subscribe(&self, client: &ClientState, kind: PubsubKind, names: &[Bytes]) -> usize {
+        let now = self.now_secs();
+        self.pubsub
+            .subscribe(client.id, client.protocol, kind, names, now)
+    }
+
+    fn unsubscribe(&self, client: &ClientState, kind: PubsubKind, names: &[Bytes]) -> usize {
+        let now = self.now_secs();
+        self.pubsub
+            .unsubscribe(client.id, client.protocol, kind, names, now)
+    }
+
+    fn unsubscribe_all(&self, id: u64) {
+        self.pubsub.unsubscribe_all(id);
+    }
+
+    fn pubsub_channels(&self, kind: PubsubKind, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        self.pubsub.channels(kind, pattern)
+    }
+
+    fn pubsub_numsub(&self, kind: PubsubKind, channels: &[Bytes]) -> Vec<usize> {
+        self.pubsub.numsub(kind, channels)
+    }
+
+    fn pubsub_numpat(&self) -> usize {
+        self.pubsub.counts().1
     }
 
     fn latency_doctor(&self) -> String {

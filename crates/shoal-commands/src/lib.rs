@@ -18,6 +18,7 @@ mod hyperloglog;
 mod keys;
 mod lists;
 mod longdouble;
+mod pubsub;
 mod server;
 mod sets;
 mod spec;
@@ -33,5 +34,6 @@ pub use cx::{
 };
 pub use dispatch::{resolve, resolve_with, Engine, Executed, NameCache, Resolved};
 pub use error::{CmdResult, CommandError};
+pub use pubsub::{allowed_when_subscribed, subscribed_mode_error};
 pub use spec::{CommandSpec, Flags, Group, KeyAccess, Keys};
 pub use table::CommandTable;

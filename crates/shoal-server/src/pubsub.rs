@@ -471,6 +471,12 @@ impl Mailbox {
         self.queue.lock().bytes
     }
 
+    /// Frames and bytes queued and not yet taken by the connection.
+    pub fn backlog(&self) -> (usize, usize) {
+        let q = self.queue.lock();
+        (q.frames.len(), q.bytes)
+    }
+
     fn deliver(&self, encoded: &mut Encoded<'_>, limit: OutputLimit, now_secs: u64) {
         let mut q = self.queue.lock();
         if q.closed {
@@ -524,6 +530,11 @@ impl Mailbox {
             q.soft_since = None;
         }
         Drained::Open
+    }
+
+    /// Why the mailbox was cut off (`"hard"` or `"soft"` limit), if it was.
+    pub fn cut_reason(&self) -> Option<&'static str> {
+        self.queue.lock().cut
     }
 
     /// True when frames are waiting or the mailbox was cut off.

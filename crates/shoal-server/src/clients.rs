@@ -268,6 +268,12 @@ impl Clients {
             let input = c.io.input_capacity.load(Ordering::Relaxed);
             sum.max_input_buffer = sum.max_input_buffer.max(input);
             sum.memory += c.total_memory();
+            // A subscriber's undelivered messages are its reply list, in Redis's terms.
+            if let Some(m) = &c.details.lock().mailbox {
+                let (_, bytes) = m.backlog();
+                sum.max_output_buffer = sum.max_output_buffer.max(bytes);
+                sum.memory += bytes;
+            }
         }
         sum
     }
@@ -347,6 +353,8 @@ impl Clients {
 pub struct Summary {
     /// The largest query buffer allocation (`client_recent_max_input_buffer`).
     pub max_input_buffer: usize,
+    /// The most undelivered pub/sub bytes any client has (`client_recent_max_output_buffer`).
+    pub max_output_buffer: usize,
     /// Every client's `tot-mem` added up (`mem_clients_normal`).
     pub memory: usize,
 }

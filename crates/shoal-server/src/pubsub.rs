@@ -27,16 +27,10 @@ use shoal_resp::{encode, Frame, Protocol};
 use shoal_storage::glob_match;
 use tokio::sync::Notify;
 
+use crate::config::OutputLimit;
+
 type Map<K, V> = HashMap<K, V, FixedState>;
 type Set<T> = IndexSet<T, FixedState>;
-
-/// A `client-output-buffer-limit` class: bytes and seconds, 0 meaning no limit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct OutputLimit {
-    pub hard: u64,
-    pub soft: u64,
-    pub soft_secs: u64,
-}
 
 /// Every subscription on the server and every subscriber's mailbox.
 #[derive(Default)]
@@ -467,6 +461,7 @@ impl Mailbox {
     }
 
     /// Bytes queued and not yet taken by the connection.
+    #[cfg(test)]
     pub fn pending(&self) -> usize {
         self.queue.lock().bytes
     }

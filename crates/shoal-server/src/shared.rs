@@ -249,6 +249,7 @@ impl Shared {
             stream_node_max_entries: cfg.int("stream-node-max-entries") as usize,
             hll_sparse_max_bytes: cfg.bytes("hll-sparse-max-bytes") as usize,
         };
+        self.pubsub.set_limit(cfg.output_limits().pubsub);
         let ev = &self.ks.eviction;
         ev.set_maxmemory(cfg.bytes("maxmemory"));
         if let Some(p) = Policy::parse(cfg.get("maxmemory-policy")) {
@@ -372,7 +373,10 @@ impl ServerOps for Shared {
             }
             let value = String::from_utf8_lossy(v).into_owned();
             let words = match p.kind {
-                config::Kind::SavePairs | config::Kind::AddrList | config::Kind::Percentiles => {
+                config::Kind::SavePairs
+                | config::Kind::AddrList
+                | config::Kind::Percentiles
+                | config::Kind::OutputLimits => {
                     value.split_whitespace().map(str::to_string).collect()
                 }
                 _ => vec![value],
@@ -641,7 +645,10 @@ impl ServerOps for Shared {
     }
 
     fn publish(&self, kind: PubsubKind, channel: &[u8], message: &[u8]) -> usize {
-        self.pubsub.publish(kind, channel, message, self.now_secs())
+        match kind {
+            PubsubKind::Channel => Shared::publish(self, channel, message),
+            _ => self.pubsub.publish(kind, channel, message, self.now_secs()),
+        }
     }
 
     fn subscribe(&self, client: &ClientState, kind: PubsubKind, names: &[Bytes]) -> usize {

@@ -683,11 +683,13 @@ impl OutputLimits {
                 "replica" | "slave" => &mut next.replica,
                 "pubsub" => &mut next.pubsub,
                 _ => {
-                    return Err("Invalid client class specified in buffer limit configuration."
-                        .into())
+                    return Err(
+                        "Invalid client class specified in buffer limit configuration.".into(),
+                    )
                 }
             };
-            let bad = || "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
+            let bad =
+                || "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
             let hard = parse_memory(group[1]).ok_or_else(bad)?;
             let soft = parse_memory(group[2]).ok_or_else(bad)?;
             let soft_secs = group[3].parse::<u64>().map_err(|_| bad())?;

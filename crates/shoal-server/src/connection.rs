@@ -63,9 +63,12 @@ enum End {
     Io,
     /// A `MONITOR` client fell too far behind the stream.
     MonitorLagging,
-    /// A subscriber's undelivered messages passed its `client-output-buffer-limit pubsub`
-    /// (the hard limit, or the soft limit for too long).
-    OutputBufferLimit(&'static str),
+    /// The client's pending output passed its `client-output-buffer-limit` class (`normal`
+    /// or `pubsub`), by the `hard` limit or the `soft` one for too long.
+    OutputBufferLimit {
+        class: &'static str,
+        limit: &'static str,
+    },
 }
 
 /// Serves one client until it ends.
@@ -77,9 +80,9 @@ where
     if let End::MonitorLagging = end {
         tracing::warn!(id = info.id, addr = %info.peer.addr(), limit_bytes = MONITOR_BACKLOG_BYTES, "closing MONITOR client that fell behind");
     }
-    if let End::OutputBufferLimit(which) = end {
+    if let End::OutputBufferLimit { class, limit } = end {
         // Redis's words: "Client ... closed for overcoming of output buffer limits."
-        tracing::warn!(id = info.id, addr = %info.peer.addr(), class = "pubsub", limit = which, "client closed for overcoming of output buffer limits");
+        tracing::warn!(id = info.id, addr = %info.peer.addr(), class, limit, "client closed for overcoming of output buffer limits");
     }
     tracing::debug!(id = info.id, addr = %info.peer.addr(), reason = ?end, "client closed");
     let _ = stream.shutdown().await;
@@ -652,6 +655,11 @@ async fn run_command(
     let ignored = (monitoring && action == Some(Action::Monitor)) || action == Some(Action::Pubsub);
     if !skip && !ignored {
         encode(&ex.reply, client.protocol, output);
+        if output.len() > REPLY_BUFFER_BYTES {
+            if let Some(end) = over_output_limit(shared, client, output) {
+                return Step::Close(end);
+            }
+        }
     }
     if client.close_after_reply {
         return Step::Close(End::Quit);
@@ -664,6 +672,36 @@ async fn run_command(
         }
         _ => Step::Continue,
     }
+}
+
+/// The reply bytes Redis does not count against `client-output-buffer-limit`: its fixed 16 KiB
+/// reply buffer; only the reply list beyond it counts.
+const REPLY_BUFFER_BYTES: usize = 16 * 1024;
+
+/// Checks the replies waiting in `output` against the hard limit of the client's
+/// `client-output-buffer-limit` class (`pubsub` while subscribed, `normal` otherwise; a
+/// subscriber's mailbox is checked by the hub as messages arrive). Over it, the replies are
+/// dropped unsent and the client is closed, as Redis does. The soft limit needs the buffer to
+/// stay full for seconds, which replies written at the end of each batch never do here.
+#[cold]
+fn over_output_limit(shared: &Shared, client: &ClientState, output: &mut BytesMut) -> Option<End> {
+    let (class, hard) = if client.subscriptions > 0 {
+        ("pubsub", shared.pubsub.hard_limit())
+    } else {
+        (
+            "normal",
+            shared.live.normal_output_hard.load(Ordering::Relaxed),
+        )
+    };
+    let counted = (output.len() - REPLY_BUFFER_BYTES) as u64;
+    if hard == 0 || counted < hard {
+        return None;
+    }
+    output.clear();
+    Some(End::OutputBufferLimit {
+        class,
+        limit: "hard",
+    })
 }
 
 /// True for the commands Redis refuses from replicas, and so from monitors: reads, writes and
@@ -1023,7 +1061,10 @@ impl Inbox<'_> {
     /// subscriber was cut off for exceeding its output buffer limit.
     fn take(&self, output: &mut BytesMut, upto: usize) -> Result<(), End> {
         match self.mailbox.as_ref().map(|m| m.drain(output, upto)) {
-            Some(Drained::Cut(which)) => Err(End::OutputBufferLimit(which)),
+            Some(Drained::Cut(limit)) => Err(End::OutputBufferLimit {
+                class: "pubsub",
+                limit,
+            }),
             _ => Ok(()),
         }
     }
@@ -1045,7 +1086,10 @@ impl Inbox<'_> {
         };
         loop {
             if let Some(which) = m.cut_reason() {
-                return End::OutputBufferLimit(which);
+                return End::OutputBufferLimit {
+                    class: "pubsub",
+                    limit: which,
+                };
             }
             m.ready().await;
         }

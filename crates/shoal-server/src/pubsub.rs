@@ -123,6 +123,11 @@ impl Hub {
         self.soft_secs.store(limit.soft_secs, Ordering::Relaxed);
     }
 
+    /// The `pubsub` class's hard limit in bytes (0: none).
+    pub fn hard_limit(&self) -> u64 {
+        self.hard.load(Ordering::Relaxed)
+    }
+
     fn limit(&self) -> OutputLimit {
         OutputLimit {
             hard: self.hard.load(Ordering::Relaxed),

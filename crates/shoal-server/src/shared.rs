@@ -60,6 +60,8 @@ pub struct Live {
     pub slowlog_max_len: AtomicU64,
     /// `latency-monitor-threshold` in milliseconds (0: off).
     pub latency_threshold_ms: AtomicU64,
+    /// The hard limit of `client-output-buffer-limit normal`, in bytes (0: none).
+    pub normal_output_hard: AtomicU64,
 }
 
 /// Everything shared by the server's tasks.
@@ -160,6 +162,7 @@ impl Shared {
                 slowlog_slower_than: Default::default(),
                 slowlog_max_len: AtomicU64::new(0),
                 latency_threshold_ms: AtomicU64::new(0),
+                normal_output_hard: AtomicU64::new(0),
             },
             config: RwLock::new(cfg),
             clients: Clients::default(),
@@ -249,7 +252,10 @@ impl Shared {
             stream_node_max_entries: cfg.int("stream-node-max-entries") as usize,
             hll_sparse_max_bytes: cfg.bytes("hll-sparse-max-bytes") as usize,
         };
-        self.pubsub.set_limit(cfg.output_limits().pubsub);
+        let output_limits = cfg.output_limits();
+        self.pubsub.set_limit(output_limits.pubsub);
+        l.normal_output_hard
+            .store(output_limits.normal.hard, Ordering::Relaxed);
         let ev = &self.ks.eviction;
         ev.set_maxmemory(cfg.bytes("maxmemory"));
         if let Some(p) = Policy::parse(cfg.get("maxmemory-policy")) {

@@ -373,8 +373,7 @@ fn a_subscriber_that_stops_reading_is_disconnected_at_its_hard_limit() {
             "{kind:?}: memory grew by {grown} bytes for one slow subscriber"
         );
         // The subscriber sees its connection end once it reads what got through.
-        slow.set_timeout(TIMEOUT).expect("timeout");
-        let _ = slow.read_to_close();
+        slow.read_to_close().expect("the connection closes");
         server.stop().expect("stop");
         let log = server.log();
         assert!(
@@ -452,4 +451,39 @@ fn client_output_buffer_limit_reads_and_writes_like_redis() {
         );
         t
     });
+}
+
+#[test]
+fn an_ordinary_client_whose_reply_passes_the_normal_hard_limit_is_disconnected() {
+    for mut server in [start(ServerKind::Redis), start(candidate())] {
+        let kind = server.kind().clone();
+        let mut admin = connect(server.addr());
+        let big = "z".repeat(1 << 20);
+        admin.call(&["SET", "big", &big]);
+        admin.call(&["SET", "small", "v"]);
+        admin.call(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 256kb 0 0",
+        ]);
+        let mut reader = connect(server.addr());
+        assert_eq!(
+            reader.call(&["GET", "small"]),
+            Frame::Bulk("v".into()),
+            "{kind:?}"
+        );
+        // The 1 MiB reply is over the limit: the client is closed instead of answered.
+        reader.send_command(&[b"GET", b"big"]).expect("send");
+        let got = reader.read_to_close().expect("the connection closes");
+        assert!(got.len() < big.len(), "{kind:?}: the reply was sent");
+        // Other clients are unaffected.
+        assert_eq!(
+            admin.call(&["GET", "small"]),
+            Frame::Bulk("v".into()),
+            "{kind:?}"
+        );
+        server.stop().expect("stop");
+        assert!(server.log().contains("output buffer limits"), "{kind:?}");
+    }
 }

@@ -43,7 +43,8 @@ const FLUSH_AT: usize = 64 * 1024;
 /// output buffer limit, so a monitor that stops reading cannot make the server's memory grow.
 /// Together with the bytes being written (at most [`FLUSH_AT`] plus a line), this bounds what one
 /// monitor costs. A single line longer than this (a command with a huge argument) disconnects
-/// every monitor. Until `client-output-buffer-limit` exists, this fixed bound governs.
+/// every monitor. Redis counts monitors in the `normal` class of `client-output-buffer-limit`,
+/// unlimited by default; this fixed bound governs them instead.
 const MONITOR_BACKLOG_BYTES: usize = 32 << 20;
 
 /// The most lines a `MONITOR` client may have queued (its channel's capacity), which bounds the

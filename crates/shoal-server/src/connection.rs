@@ -252,7 +252,8 @@ where
             return End::Killed;
         }
         let monitoring = watch.is_on();
-        let timeout = if monitoring {
+        // Nor are subscribers, which may wait for messages as long as they like.
+        let timeout = if monitoring || client.subscriptions > 0 {
             0
         } else {
             shared.live.timeout_secs.load(Ordering::Relaxed)
@@ -452,6 +453,14 @@ impl Blocked<'_> {
                     }
                 },
                 _ = &mut sleep => break,
+                // A RESP3 subscriber blocked on keys still gets its messages, as in Redis.
+                _ = inbox.ready(), if inbox.is_on() => {
+                    inbox.take(output, FLUSH_AT)?;
+                    tokio::select! {
+                        r = write_out(shared, stream, output) => r.map_err(|_| End::Io)?,
+                        end = inbox.cut() => return Err(end),
+                    }
+                }
                 r = stream.read_buf(input) => match r {
                     Ok(0) => return Err(End::PeerClosed),
                     Err(_) => return Err(End::Io),

@@ -487,3 +487,51 @@ fn an_ordinary_client_whose_reply_passes_the_normal_hard_limit_is_disconnected()
         assert!(server.log().contains("output buffer limits"), "{kind:?}");
     }
 }
+
+#[test]
+fn a_resp3_subscriber_blocked_on_a_key_still_receives_messages() {
+    same_as_redis(|server| {
+        let mut t = Transcript::default();
+        let mut c = connect(server.addr());
+        let mut other = connect(server.addr());
+        hello(&mut c, 3);
+        t.run("c", &mut c, &["SUBSCRIBE", "chat"], 1);
+        t.send(&mut c, &["BLPOP", "jobs", "0"]);
+        let start = Instant::now();
+        while info_field(&mut other, "clients", "blocked_clients") != 1 {
+            assert!(start.elapsed() < TIMEOUT, "never blocked");
+            std::thread::sleep(POLL);
+        }
+        t.run(
+            "other",
+            &mut other,
+            &["PUBLISH", "chat", "while blocked"],
+            1,
+        );
+        t.read("c", &mut c, 1);
+        t.run("other", &mut other, &["RPUSH", "jobs", "j1"], 1);
+        t.read("c", &mut c, 1);
+        t
+    });
+}
+
+#[test]
+fn subscribers_are_exempt_from_the_idle_timeout() {
+    for server in [start(ServerKind::Redis), start(candidate())] {
+        let kind = server.kind().clone();
+        let mut admin = connect(server.addr());
+        admin.call(&["CONFIG", "SET", "timeout", "1"]);
+        let mut sub = connect(server.addr());
+        sub.call(&["SUBSCRIBE", "quiet"]);
+        let mut idle = connect(server.addr());
+        idle.call(&["PING"]);
+        // The ordinary client, idle as long as the subscriber, is closed...
+        idle.read_to_close().expect("the idle client is closed");
+        // ...and the subscriber is still there.
+        assert_eq!(
+            sub.call(&["PING"]),
+            Frame::Array(vec![Frame::Bulk("pong".into()), Frame::Bulk("".into())]),
+            "{kind:?}"
+        );
+    }
+}

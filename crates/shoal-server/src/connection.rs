@@ -652,7 +652,13 @@ async fn run_command(
     };
     // Pub/sub messages and confirmations queued meanwhile go first: Redis writes a message
     // published to the client itself before the reply to its PUBLISH.
-    if action == Some(Action::Pubsub) || (inbox.is_on() && inbox.protocol != client.protocol) {
+    // The subscription count catches subscriptions made where the action was not returned
+    // (a command run inside another, such as EXEC), so the mailbox is always taken and left.
+    let subscribed_elsewhere = client.subscriptions > 0 && !inbox.is_on();
+    if action == Some(Action::Pubsub)
+        || subscribed_elsewhere
+        || (inbox.is_on() && inbox.protocol != client.protocol)
+    {
         inbox.open(client);
     }
     if inbox.is_on() {

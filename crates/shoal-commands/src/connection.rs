@@ -380,7 +380,9 @@ fn hello(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
 
 // Command: RESET
 fn reset(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    crate::transactions::unwatch_all(cx.ks, cx.client);
     let c = &mut *cx.client;
+    c.multi = None;
     c.db = 0;
     c.protocol = Protocol::Resp2;
     c.reply = ReplyMode::On;

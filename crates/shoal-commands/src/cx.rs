@@ -37,6 +37,14 @@ pub enum Action {
     Pubsub,
 }
 
+/// What a pub/sub (un)subscribe left: the client's subscriptions of every kind, and the
+/// confirmations when the command asked for them back instead of queued (inside `EXEC`).
+#[derive(Debug, Default)]
+pub struct Subscriptions {
+    pub count: usize,
+    pub inline: Vec<Frame>,
+}
+
 /// The three kinds of pub/sub subscription.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PubsubKind {
@@ -99,6 +107,10 @@ pub struct ClientState {
     /// subscribed mode (`CLIENT_PUBSUB` in Redis).
     pub subscriptions: usize,
     pub action: Option<Action>,
+    /// The transaction being queued, between `MULTI` and `EXEC`/`DISCARD`.
+    pub multi: Option<crate::transactions::Multi>,
+    /// The keys this client watches (`WATCH`).
+    pub watching: Option<crate::transactions::Watching>,
 }
 
 impl ClientState {
@@ -146,6 +158,8 @@ impl ClientState {
             woken: false,
             subscriptions: 0,
             action: None,
+            multi: None,
+            watching: None,
         }
     }
 }
@@ -269,15 +283,27 @@ pub trait ServerOps: Send + Sync {
     fn publish(&self, _kind: PubsubKind, _channel: &[u8], _message: &[u8]) -> usize {
         0
     }
-    /// Subscribes `client` to `names`, queueing a confirmation for each in its mailbox;
-    /// returns its subscriptions of every kind afterwards.
-    fn subscribe(&self, _client: &ClientState, _kind: PubsubKind, _names: &[Bytes]) -> usize {
-        0
+    /// Subscribes `client` to `names`, with a confirmation for each queued in its mailbox
+    /// (or returned, when `inline`).
+    fn subscribe(
+        &self,
+        _client: &ClientState,
+        _kind: PubsubKind,
+        _names: &[Bytes],
+        _inline: bool,
+    ) -> Subscriptions {
+        Subscriptions::default()
     }
-    /// Unsubscribes `client` from `names` (every subscription of `kind` when empty), queueing
-    /// confirmations as Redis sends them; returns its subscriptions of every kind afterwards.
-    fn unsubscribe(&self, _client: &ClientState, _kind: PubsubKind, _names: &[Bytes]) -> usize {
-        0
+    /// Unsubscribes `client` from `names` (every subscription of `kind` when empty), with
+    /// confirmations as Redis sends them, queued in its mailbox (or returned, when `inline`).
+    fn unsubscribe(
+        &self,
+        _client: &ClientState,
+        _kind: PubsubKind,
+        _names: &[Bytes],
+        _inline: bool,
+    ) -> Subscriptions {
+        Subscriptions::default()
     }
     /// Drops every subscription of client `id` without confirmations (`RESET`).
     fn unsubscribe_all(&self, _id: u64) {}
@@ -369,6 +395,8 @@ pub struct Cx<'a> {
     pub(crate) locked: Option<Locked<'a>>,
     /// Changes made outside the locked view (flushes, `RANDOMKEY` expiring keys).
     pub journal: Journal,
+    /// Commands this one ran (`EXEC`), for the server's statistics and monitors.
+    pub nested: Vec<crate::dispatch::Nested>,
 }
 
 impl<'a> Cx<'a> {

@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use shoal_resp::Frame;
-use shoal_storage::{EvictOutcome, Journal, Keyspace};
+use shoal_storage::{EvictOutcome, ExclusiveEntry, Journal, Keyspace, SharedEntry};
 
 use crate::cx::{take_journal, ClientState, Cx, ServerOps};
 use crate::error::CommandError;
@@ -22,7 +22,11 @@ pub struct Executed {
     pub error: Option<CommandError>,
     /// True when the command was refused before its handler ran (`rejected_calls`).
     pub rejected: bool,
+    /// True when the command was queued for `EXEC` rather than run.
+    pub queued: bool,
     pub journal: Journal,
+    /// Commands this one ran (`EXEC`), in order.
+    pub nested: Vec<Nested>,
 }
 
 /// The last command name a connection sent, byte for byte, and its spec. Clients repeat their
@@ -141,6 +145,9 @@ impl<'a> Engine<'a> {
 
     /// Runs a command already resolved with [`resolve`] (the connection resolves early to show
     /// the command in `CLIENT LIST` and to hold writes during `CLIENT PAUSE WRITE`).
+    ///
+    /// Between `MULTI` and `EXEC` a command is checked and queued instead of run; a command
+    /// refused then (unknown, wrong arity, `-OOM`, ...) makes `EXEC` fail with `-EXECABORT`.
     pub fn execute_resolved(
         &self,
         resolved: Resolved,
@@ -148,31 +155,87 @@ impl<'a> Engine<'a> {
         args: &[Bytes],
         now_us: u64,
     ) -> Executed {
-        let Engine { table, ks, server } = *self;
+        let Engine { ks, .. } = *self;
         let now = now_us / 1000;
-        let reject = |spec, err: CommandError| Executed {
-            reply: err.to_frame(),
-            spec,
-            error: Some(err),
-            rejected: true,
-            journal: Journal::default(),
-        };
         let spec = match resolved {
             Ok(s) => s,
-            Err((spec, e)) => return reject(spec, e),
+            Err((spec, e)) => return refuse(client, spec, e),
         };
         if !client.authenticated && !spec.flags.has(Flags::NO_AUTH) {
-            return reject(Some(spec), CommandError::NoAuth);
+            return refuse(client, Some(spec), CommandError::NoAuth);
         }
+        let in_multi = client.multi.is_some();
+        let queue = in_multi && !runs_inside_multi(spec);
+        if queue && spec.flags.has(Flags::NO_MULTI) {
+            let e = CommandError::err("Command not allowed inside a transaction");
+            return refuse(client, Some(spec), e);
+        }
+        // Every command passes the gate; `EXEC` passes it alone.
+        let _gate = if spec.exclusive {
+            GateEntry::Exclusive(ks.gate.exclusive())
+        } else {
+            GateEntry::Shared(ks.gate.shared())
+        };
         let mut journal = Journal::default();
         if ks.eviction.snapshot().maxmemory > 0
             && ks.evict_if_needed(now, &mut journal) == EvictOutcome::OverLimit
-            && spec.flags.has(Flags::DENYOOM)
         {
-            let mut ex = reject(Some(spec), CommandError::Oom);
-            ex.journal = journal;
-            return ex;
+            // Queueing could take unbounded memory, so inside MULTI every command but the
+            // ones that end it is refused when memory is over the limit, as in Redis; `EXEC` is
+            // refused when a queued command would be.
+            let refuse_oom = spec.flags.has(Flags::DENYOOM)
+                || (in_multi && !matches!(spec.name, "exec" | "discard" | "quit" | "reset"))
+                || (spec.name == "exec" && client.multi.as_ref().is_some_and(|m| m.denyoom));
+            if refuse_oom {
+                let mut ex = refuse(client, Some(spec), CommandError::Oom);
+                ex.journal = journal;
+                return ex;
+            }
         }
+        if queue {
+            if let Some(m) = client.multi.as_mut() {
+                m.writes |= spec.flags.has(Flags::WRITE);
+                m.denyoom |= spec.flags.has(Flags::DENYOOM);
+                m.queued.push(args.to_vec());
+            }
+            return Executed {
+                reply: Frame::simple("QUEUED"),
+                spec: Some(spec),
+                error: None,
+                rejected: false,
+                queued: true,
+                journal,
+                nested: Vec::new(),
+            };
+        }
+        self.run(spec, client, args, now_us, journal)
+    }
+
+    /// Runs a command from inside another one that already passed the gate (a command of a
+    /// transaction): no gate, no eviction, no queueing.
+    pub fn execute_nested(
+        &self,
+        client: &mut ClientState,
+        args: &[Bytes],
+        now_us: u64,
+    ) -> Executed {
+        match resolve(self.table, args) {
+            Ok(spec) => self.run(spec, client, args, now_us, Journal::default()),
+            Err((spec, e)) => refuse(client, spec, e),
+        }
+    }
+
+    /// Locks the command's stripes and runs its handler.
+    fn run(
+        &self,
+        spec: &'static CommandSpec,
+        client: &mut ClientState,
+        args: &[Bytes],
+        now_us: u64,
+        journal: Journal,
+    ) -> Executed {
+        let Engine { table, ks, server } = *self;
+        let now = now_us / 1000;
         let locked = match spec.keys {
             Keys::None => None,
             // Most commands have exactly one key: lock its stripe directly.
@@ -194,29 +257,71 @@ impl<'a> Engine<'a> {
             now_us,
             locked,
             journal,
+            nested: Vec::new(),
         };
         let result = (spec.handler)(&mut cx, args);
         let mut journal = std::mem::take(&mut cx.journal);
         if let Some(l) = cx.locked.take() {
             journal.absorb(take_journal(l));
         }
-        match result {
-            Ok(reply) => Executed {
-                reply,
-                spec: Some(spec),
-                error: None,
-                rejected: false,
-                journal,
-            },
-            Err(e) => Executed {
-                reply: e.to_frame(),
-                spec: Some(spec),
-                error: Some(e),
-                rejected: false,
-                journal,
-            },
+        let nested = std::mem::take(&mut cx.nested);
+        let (reply, error) = match result {
+            Ok(reply) => (reply, None),
+            Err(e) => (e.to_frame(), Some(e)),
+        };
+        Executed {
+            reply,
+            spec: Some(spec),
+            error,
+            rejected: false,
+            queued: false,
+            journal,
+            nested,
         }
     }
+}
+
+/// Commands that run at once even between `MULTI` and `EXEC`.
+fn runs_inside_multi(spec: &CommandSpec) -> bool {
+    matches!(
+        spec.name,
+        "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+    )
+}
+
+/// A command refused before its handler ran. Inside `MULTI` that dooms the transaction.
+fn refuse(
+    client: &mut ClientState,
+    spec: Option<&'static CommandSpec>,
+    err: CommandError,
+) -> Executed {
+    if let Some(m) = client.multi.as_mut() {
+        m.aborted = true;
+    }
+    Executed {
+        reply: err.to_frame(),
+        spec,
+        error: Some(err),
+        rejected: true,
+        queued: false,
+        journal: Journal::default(),
+        nested: Vec::new(),
+    }
+}
+
+/// How a command passed the keyspace gate; dropping it leaves.
+enum GateEntry<'a> {
+    Shared(#[allow(dead_code)] SharedEntry<'a>),
+    Exclusive(#[allow(dead_code)] ExclusiveEntry<'a>),
+}
+
+/// A command run by another (`EXEC`), reported so the server counts and monitors it as Redis does.
+#[derive(Debug)]
+pub struct Nested {
+    pub spec: Option<&'static CommandSpec>,
+    pub args: Vec<Bytes>,
+    pub error: Option<CommandError>,
+    pub rejected: bool,
 }
 
 #[cfg(test)]

@@ -32,6 +32,8 @@ pub enum CommandError {
     NoAuth,
     /// `WRONGPASS invalid username-password pair or user is disabled.`
     WrongPass,
+    /// `EXECABORT Transaction discarded because of previous errors.`
+    ExecAbort,
     /// Any other error, as the full text after the `-` (code included), e.g.
     /// `ERR DB index is out of range`.
     Other(String),
@@ -66,6 +68,9 @@ impl CommandError {
             CommandError::NoAuth => "NOAUTH Authentication required.".into(),
             CommandError::WrongPass => {
                 "WRONGPASS invalid username-password pair or user is disabled.".into()
+            }
+            CommandError::ExecAbort => {
+                "EXECABORT Transaction discarded because of previous errors.".into()
             }
             CommandError::Other(s) => s.clone(),
             CommandError::Internal(e) => format!("ERR internal error: {e}"),

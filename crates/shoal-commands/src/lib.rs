@@ -25,15 +25,17 @@ mod spec;
 mod streams;
 mod strings;
 mod table;
+mod transactions;
 mod zsets;
 
 pub use connection::REDIS_COMPAT_VERSION;
 pub use cx::{
     Action, BlockSpec, ClientFilter, ClientState, CommandLimits, Cx, InertServer, LatencyHistogram,
-    PubsubKind, ReplyMode, ServerOps, ShutdownOptions,
+    PubsubKind, ReplyMode, ServerOps, ShutdownOptions, Subscriptions,
 };
-pub use dispatch::{resolve, resolve_with, Engine, Executed, NameCache, Resolved};
+pub use dispatch::{resolve, resolve_with, Engine, Executed, NameCache, Nested, Resolved};
 pub use error::{CmdResult, CommandError};
 pub use pubsub::{allowed_when_subscribed, subscribed_mode_error};
 pub use spec::{CommandSpec, Flags, Group, KeyAccess, Keys};
 pub use table::CommandTable;
+pub use transactions::{unwatch_all, Multi, Watching};

@@ -277,16 +277,41 @@ fn unsubscribe(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
 
 /// Subscribes; the confirmations reach the client through its mailbox.
 fn subscribe_to(cx: &mut Cx<'_>, kind: PubsubKind, names: &[Bytes]) -> CmdResult {
-    cx.client.subscriptions = cx.server.subscribe(cx.client, kind, names);
-    cx.client.action = Some(Action::Pubsub);
-    Ok(Frame::Null)
+    let inline = inside_exec(cx);
+    let done = cx.server.subscribe(cx.client, kind, names, inline);
+    answer(cx, done, inline)
 }
 
 /// Unsubscribes; the confirmations reach the client through its mailbox.
 fn unsubscribe_from(cx: &mut Cx<'_>, kind: PubsubKind, names: &[Bytes]) -> CmdResult {
-    cx.client.subscriptions = cx.server.unsubscribe(cx.client, kind, names);
-    cx.client.action = Some(Action::Pubsub);
-    Ok(Frame::Null)
+    let inline = inside_exec(cx);
+    let done = cx.server.unsubscribe(cx.client, kind, names, inline);
+    answer(cx, done, inline)
+}
+
+/// True while the command runs inside `EXEC` (the one place that sets `no_block` for these
+/// commands: they are refused in scripts). `EXEC` collects one reply per command, so the
+/// confirmations must come back as the reply instead of through the mailbox; nothing can
+/// publish meanwhile, since `EXEC` runs alone.
+fn inside_exec(cx: &Cx<'_>) -> bool {
+    cx.client.no_block
+}
+
+/// The (un)subscribe reply: nothing, the confirmations being in the mailbox; or, inside `EXEC`,
+/// the single confirmation, or several in an array. (Redis writes several confirmations as
+/// separate replies there, more replies than the `EXEC` array announces; nesting them keeps
+/// the reply well-formed.)
+fn answer(cx: &mut Cx<'_>, done: crate::cx::Subscriptions, inline: bool) -> CmdResult {
+    cx.client.subscriptions = done.count;
+    if !inline {
+        cx.client.action = Some(Action::Pubsub);
+        return Ok(Frame::Null);
+    }
+    let mut confirmations = done.inline;
+    Ok(match confirmations.len() {
+        1 => confirmations.remove(0),
+        _ => Frame::Array(confirmations),
+    })
 }
 
 /// `PUBSUB CHANNELS` and `SHARDCHANNELS`: at most one pattern.

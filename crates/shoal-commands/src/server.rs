@@ -525,7 +525,8 @@ fn swapdb(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     if a1 < 0 || a1 >= n || a2 < 0 || a2 >= n {
         return Err(CommandError::err("DB index is out of range"));
     }
-    cx.ks.swap_dbs(a1 as usize, a2 as usize, &mut cx.journal);
+    cx.ks
+        .swap_dbs(a1 as usize, a2 as usize, cx.now, &mut cx.journal);
     Ok(Frame::ok())
 }
 
@@ -932,6 +933,12 @@ fn latency_help(_cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
 
 // Command: MONITOR
 fn monitor(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    // A client that cannot block (inside EXEC) expects one reply per command.
+    if cx.client.no_block {
+        return Err(CommandError::err(
+            "MONITOR isn't allowed for DENY BLOCKING client",
+        ));
+    }
     // The connection switches to streaming once the reply is queued; it alone owns the socket.
     cx.client.action = Some(Action::Monitor);
     Ok(Frame::ok())

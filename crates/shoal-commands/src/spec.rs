@@ -228,6 +228,7 @@ pub enum Group {
     Geo,
     Stream,
     Pubsub,
+    Transactions,
 }
 
 impl Group {
@@ -247,6 +248,7 @@ impl Group {
             Group::Geo => "geo",
             Group::Stream => "stream",
             Group::Pubsub => "pubsub",
+            Group::Transactions => "transactions",
         }
     }
 }
@@ -282,6 +284,9 @@ pub struct CommandSpec {
     pub since: &'static str,
     pub complexity: &'static str,
     pub subcommands: &'static [CommandSpec],
+    /// Shoal's own: the command passes the keyspace gate alone (`EXEC`, scripts), so the
+    /// commands it runs see no other client's command in between.
+    pub exclusive: bool,
     pub handler: Handler,
 }
 
@@ -309,7 +314,16 @@ impl CommandSpec {
             since: "",
             complexity: "O(1)",
             subcommands: &[],
+            exclusive: false,
             handler,
+        }
+    }
+
+    /// Makes the command run alone (see [`CommandSpec::exclusive`]).
+    pub const fn exclusive(self) -> CommandSpec {
+        CommandSpec {
+            exclusive: true,
+            ..self
         }
     }
 
@@ -452,6 +466,7 @@ impl CommandSpec {
             Some(Group::HyperLogLog) => cats.push("hyperloglog"),
             Some(Group::Geo) => cats.push("geo"),
             Some(Group::Stream) => cats.push("stream"),
+            Some(Group::Transactions) => cats.push("transaction"),
         }
         let rank = |c: &str| ORDER.iter().position(|o| *o == c).unwrap_or(ORDER.len());
         cats.sort_by_key(|c| rank(c));

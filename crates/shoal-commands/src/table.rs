@@ -7,7 +7,7 @@ use foldhash::fast::FixedState;
 use crate::spec::CommandSpec;
 use crate::{
     bitmaps, connection, geo, hashes, hyperloglog, keys, lists, pubsub, server, sets, streams,
-    strings, zsets,
+    strings, transactions, zsets,
 };
 
 /// Every family, alphabetical for the foolish consistency.
@@ -24,6 +24,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     sets::COMMANDS,
     streams::COMMANDS,
     strings::COMMANDS,
+    transactions::COMMANDS,
     zsets::COMMANDS,
 ];
 

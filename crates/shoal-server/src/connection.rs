@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use shoal_commands::{
-    allowed_when_subscribed, resolve_with, subscribed_mode_error, Action, BlockSpec, ClientState,
-    CommandError, CommandSpec, Engine, Executed, Flags, NameCache, ReplyMode,
+    allowed_when_subscribed, resolve_with, subscribed_mode_error, unwatch_all, Action, BlockSpec,
+    ClientState, CommandError, CommandSpec, Engine, Executed, Flags, NameCache, ReplyMode,
 };
 use shoal_observe::slowlog;
 use shoal_resp::{encode, Frame, Protocol, RequestParser};
@@ -77,7 +77,11 @@ pub async fn serve<S>(shared: Arc<Shared>, mut stream: S, info: Arc<ClientInfo>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let end = run(&shared, &mut stream, &info).await;
+    let authenticated = !shared.live.has_password.load(Ordering::Relaxed);
+    let mut client = ClientState::new(info.id, authenticated);
+    let end = run(&shared, &mut stream, &info, &mut client).await;
+    // A client that leaves takes its watched keys with it.
+    unwatch_all(&shared.ks, &mut client);
     if let End::MonitorLagging = end {
         tracing::warn!(id = info.id, addr = %info.peer.addr(), limit_bytes = MONITOR_BACKLOG_BYTES, "closing MONITOR client that fell behind");
     }
@@ -90,7 +94,12 @@ where
     shared.clients.remove(info.id);
 }
 
-async fn run<S>(shared: &Arc<Shared>, stream: &mut S, info: &Arc<ClientInfo>) -> End
+async fn run<S>(
+    shared: &Arc<Shared>,
+    stream: &mut S,
+    info: &Arc<ClientInfo>,
+    client: &mut ClientState,
+) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -98,8 +107,6 @@ where
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut output = BytesMut::with_capacity(READ_CHUNK);
     let mut parser = RequestParser::new();
-    let authenticated = !shared.live.has_password.load(Ordering::Relaxed);
-    let mut client = ClientState::new(info.id, authenticated);
     let mut recent = Recent::default();
     let mut watch = Watch {
         monitors: &shared.monitors,
@@ -129,7 +136,7 @@ where
                     let step = run_command(
                         shared,
                         info,
-                        &mut client,
+                        client,
                         &args,
                         &mut output,
                         &mut recent,
@@ -180,7 +187,7 @@ where
                             };
                             let step = blocked
                                 .wait(
-                                    &mut client,
+                                    client,
                                     stream,
                                     &mut input,
                                     &mut output,
@@ -569,7 +576,13 @@ async fn run_command(
         }
     }
     if !monitoring && shared.pause_until.load(Ordering::Relaxed) != 0 {
-        let is_write = resolved.as_ref().is_ok_and(|s| s.flags.has(Flags::WRITE));
+        // Inside MULTI, writes are only queued; EXEC is a write when it would run one.
+        let is_write = match (&resolved, &client.multi) {
+            (Ok(s), Some(m)) if s.name == "exec" => m.writes,
+            (Ok(_), Some(_)) => false,
+            (Ok(s), None) => s.flags.has(Flags::WRITE),
+            (Err(_), _) => false,
+        };
         wait_if_paused(shared, info, is_write).await;
     }
     info.command_started(args);
@@ -619,16 +632,30 @@ async fn run_command(
     let finished = Instant::now();
     info.command_finished();
     let nanos = finished.duration_since(started).as_nanos() as u64;
+    // The commands a transaction ran are counted and shown to monitors one by one, before
+    // the EXEC itself, as Redis does. Their individual run times are not measured (handlers
+    // never read a clock); the EXEC's covers them all.
+    for n in &ex.nested {
+        let code = n.error.as_ref().map(|e| e.code());
+        shared
+            .stats
+            .record(n.spec, 0, n.rejected, code.as_deref(), 0);
+        if let (false, Some(spec)) = (n.rejected, n.spec) {
+            observe(shared, info, client, spec, &n.args, 0);
+        }
+    }
     let code = ex.error.as_ref().map(|e| e.code());
+    // A queued command is counted when EXEC runs it, not when it is queued.
     shared.stats.record(
-        ex.spec,
+        if ex.queued { None } else { ex.spec },
         nanos,
         ex.rejected,
         code.as_deref(),
         ex.journal.dirty,
     );
-    // Like Redis, only commands that ran are observed, not those refused before running.
-    if let (false, Some(spec)) = (ex.rejected, ex.spec) {
+    // Like Redis, only commands that ran are observed, not those refused before running or
+    // queued for EXEC.
+    if let (false, false, Some(spec)) = (ex.rejected, ex.queued, ex.spec) {
         observe(shared, info, client, spec, args, nanos / 1000);
     }
 
@@ -735,7 +762,9 @@ fn refuse(spec: &'static CommandSpec, error: CommandError) -> Executed {
         spec: Some(spec),
         error: Some(error),
         rejected: true,
+        queued: false,
         journal: Default::default(),
+        nested: Vec::new(),
     }
 }
 
@@ -1114,8 +1143,10 @@ impl Inbox<'_> {
 
 impl Drop for Inbox<'_> {
     fn drop(&mut self) {
+        // Unconditionally: a command run inside another (EXEC) may have registered the client
+        // without this connection taking its mailbox. Free when the hub has no clients.
+        self.hub.leave(self.info.id);
         if self.mailbox.take().is_some() {
-            self.hub.leave(self.info.id);
             self.info.details.lock().mailbox = None;
         }
     }

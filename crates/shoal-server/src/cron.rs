@@ -40,6 +40,8 @@ pub fn tick(shared: &Shared, period: Duration) {
     let started = Instant::now();
     let mut journal = Journal::default();
     let now = shared.now_ms();
+    // The cycle changes the keyspace like a command does, so it waits while a transaction runs.
+    let gate = shared.ks.gate.shared();
     let stats = shared.ks.active_expire_cycle(
         now,
         ExpireEffort::from_effort(effort),
@@ -61,6 +63,7 @@ pub fn tick(shared: &Shared, period: Duration) {
     }
     // Memory may be over the limit without any write arriving (CONFIG SET maxmemory lower).
     shared.ks.evict_if_needed(now, &mut journal);
+    drop(gate);
     shared.stats.dirty(journal.dirty);
 
     let (commands, net_in, net_out) = shared.stats.traffic();

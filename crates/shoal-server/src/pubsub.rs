@@ -22,7 +22,7 @@ use bytes::{Bytes, BytesMut};
 use foldhash::fast::FixedState;
 use indexmap::IndexSet;
 use parking_lot::{Mutex, RwLock};
-use shoal_commands::PubsubKind;
+use shoal_commands::{PubsubKind, Subscriptions};
 use shoal_resp::{encode, Frame, Protocol};
 use shoal_storage::glob_match;
 use tokio::sync::Notify;
@@ -36,6 +36,8 @@ type Set<T> = IndexSet<T, FixedState>;
 #[derive(Default)]
 pub struct Hub {
     registry: RwLock<Registry>,
+    /// Clients with a mailbox, so that a disconnect of any other takes no lock.
+    clients: AtomicUsize,
     /// The `pubsub` class of `client-output-buffer-limit`, read on every delivery.
     hard: AtomicU64,
     soft: AtomicU64,
@@ -60,6 +62,17 @@ struct Subscriber {
 }
 
 impl Subscriber {
+    /// A client's first use of pub/sub, counted in `clients`.
+    fn new(id: u64, clients: &AtomicUsize) -> Subscriber {
+        clients.fetch_add(1, Ordering::Relaxed);
+        Subscriber {
+            mailbox: Arc::new(Mailbox::new(id)),
+            channels: Set::default(),
+            patterns: Set::default(),
+            shard: Set::default(),
+        }
+    }
+
     fn names(&mut self, kind: PubsubKind) -> &mut Set<Bytes> {
         match kind {
             PubsubKind::Channel => &mut self.channels,
@@ -191,26 +204,32 @@ impl Hub {
         receivers
     }
 
-    /// Subscribes client `id` to `names`, queueing one confirmation per name in its mailbox
-    /// (created on first use, in `protocol`). Returns the client's subscriptions of every kind.
+    /// Subscribes client `id` to `names` with one confirmation per name, queued in its mailbox
+    /// (created on first use, in `protocol`) or, when `inline`, returned. Returns the client's
+    /// subscriptions of every kind afterwards.
     pub fn subscribe(
         &self,
         id: u64,
         protocol: Protocol,
         kind: PubsubKind,
         names: &[Bytes],
+        inline: bool,
         now_secs: u64,
-    ) -> usize {
+    ) -> Subscriptions {
         let limit = self.limit();
         let mut guard = self.registry.write();
         let registry = &mut *guard;
-        let sub = registry.clients.entry(id).or_insert_with(|| Subscriber {
-            mailbox: Arc::new(Mailbox::new(id)),
-            channels: Set::default(),
-            patterns: Set::default(),
-            shard: Set::default(),
-        });
+        let sub = registry
+            .clients
+            .entry(id)
+            .or_insert_with(|| Subscriber::new(id, &self.clients));
         sub.mailbox.set_protocol(protocol);
+        let head = match kind {
+            PubsubKind::Channel => "subscribe",
+            PubsubKind::Pattern => "psubscribe",
+            PubsubKind::Shard => "ssubscribe",
+        };
+        let mut confirmations = Confirmations::new(inline, limit, now_secs);
         for name in names {
             if sub.names(kind).insert(name.clone()) {
                 let list = match kind {
@@ -220,46 +239,57 @@ impl Hub {
                 };
                 list.or_default().push(sub.mailbox.clone());
             }
-            let head = match kind {
-                PubsubKind::Channel => "subscribe",
-                PubsubKind::Pattern => "psubscribe",
-                PubsubKind::Shard => "ssubscribe",
-            };
-            let frame = confirmation(head, Some(name), sub.count(kind));
-            sub.mailbox
-                .deliver(&mut Encoded::new(&frame), limit, now_secs);
+            confirmations.add(&sub.mailbox, head, Some(name), sub.count(kind));
         }
         sub.publish_counts();
-        sub.mailbox.total()
+        Subscriptions {
+            count: sub.mailbox.total(),
+            inline: confirmations.inline,
+        }
     }
 
     /// Unsubscribes client `id` from `names` of `kind` (from all of them when `names` is empty),
-    /// queueing one confirmation per name, or a single one naming nothing when there was
-    /// nothing to leave. Returns the client's remaining subscriptions of every kind.
+    /// with one confirmation per name, or a single one naming nothing when there was nothing to
+    /// leave; queued in its mailbox or, when `inline`, returned. Returns the client's remaining
+    /// subscriptions of every kind.
     pub fn unsubscribe(
         &self,
         id: u64,
         protocol: Protocol,
         kind: PubsubKind,
         names: &[Bytes],
+        inline: bool,
         now_secs: u64,
-    ) -> usize {
+    ) -> Subscriptions {
         let limit = self.limit();
         let mut guard = self.registry.write();
         let registry = &mut *guard;
-        // A client that never subscribed still gets its confirmations, so it needs a mailbox.
-        let sub = registry.clients.entry(id).or_insert_with(|| Subscriber {
-            mailbox: Arc::new(Mailbox::new(id)),
-            channels: Set::default(),
-            patterns: Set::default(),
-            shard: Set::default(),
-        });
-        sub.mailbox.set_protocol(protocol);
         let head = match kind {
             PubsubKind::Channel => "unsubscribe",
             PubsubKind::Pattern => "punsubscribe",
             PubsubKind::Shard => "sunsubscribe",
         };
+        let mut confirmations = Confirmations::new(inline, limit, now_secs);
+        if inline && !registry.clients.contains_key(&id) {
+            // Nothing to leave and nowhere to queue: answer without registering the client.
+            for name in names
+                .iter()
+                .map(Some)
+                .chain(names.is_empty().then_some(None))
+            {
+                confirmations.inline.push(confirmation(head, name, 0));
+            }
+            return Subscriptions {
+                count: 0,
+                inline: confirmations.inline,
+            };
+        }
+        // A client that never subscribed still gets its confirmations, so it needs a mailbox.
+        let sub = registry
+            .clients
+            .entry(id)
+            .or_insert_with(|| Subscriber::new(id, &self.clients));
+        sub.mailbox.set_protocol(protocol);
         let leaving: Vec<Bytes> = if names.is_empty() {
             sub.names(kind).iter().cloned().collect()
         } else {
@@ -270,21 +300,20 @@ impl Hub {
             if sub.names(kind).shift_remove(name) {
                 detached.push(name.clone());
             }
-            let frame = confirmation(head, Some(name), sub.count(kind));
-            sub.mailbox
-                .deliver(&mut Encoded::new(&frame), limit, now_secs);
+            confirmations.add(&sub.mailbox, head, Some(name), sub.count(kind));
         }
         if leaving.is_empty() {
-            let frame = confirmation(head, None, sub.count(kind));
-            sub.mailbox
-                .deliver(&mut Encoded::new(&frame), limit, now_secs);
+            confirmations.add(&sub.mailbox, head, None, sub.count(kind));
         }
         sub.publish_counts();
-        let total = sub.mailbox.total();
+        let count = sub.mailbox.total();
         for name in &detached {
             registry.detach(kind, name, id);
         }
-        total
+        Subscriptions {
+            count,
+            inline: confirmations.inline,
+        }
     }
 
     /// Drops every subscription of client `id` without confirmations (`RESET`), keeping its
@@ -307,11 +336,18 @@ impl Hub {
         }
     }
 
-    /// Forgets client `id` entirely: its subscriptions and its mailbox (a disconnect).
+    /// Forgets client `id` entirely: its subscriptions and its mailbox. Every disconnect calls
+    /// it; when no client has a mailbox that costs one atomic load.
     pub fn leave(&self, id: u64) {
+        if self.clients.load(Ordering::Relaxed) == 0
+            || !self.registry.read().clients.contains_key(&id)
+        {
+            return;
+        }
         self.unsubscribe_all(id);
         if let Some(sub) = self.registry.write().clients.remove(&id) {
             sub.mailbox.close();
+            self.clients.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -354,6 +390,35 @@ impl Hub {
             registry.patterns.len(),
             registry.shard.len(),
         )
+    }
+}
+
+/// Where the confirmations of one (un)subscribe go: the client's mailbox, or back to the
+/// command (`inline`) when it runs inside `EXEC`, whose reply must hold them.
+struct Confirmations {
+    to_mailbox: bool,
+    limit: OutputLimit,
+    now_secs: u64,
+    inline: Vec<Frame>,
+}
+
+impl Confirmations {
+    fn new(inline: bool, limit: OutputLimit, now_secs: u64) -> Confirmations {
+        Confirmations {
+            to_mailbox: !inline,
+            limit,
+            now_secs,
+            inline: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, mailbox: &Mailbox, head: &'static str, name: Option<&Bytes>, count: usize) {
+        let frame = confirmation(head, name, count);
+        if self.to_mailbox {
+            mailbox.deliver(&mut Encoded::new(&frame), self.limit, self.now_secs);
+        } else {
+            self.inline.push(frame);
+        }
     }
 }
 
@@ -579,12 +644,28 @@ mod tests {
                 Protocol::Resp2,
                 PubsubKind::Channel,
                 &names(&["a", "a"]),
+                false,
                 0
-            ),
+            )
+            .count,
             1
         );
-        hub.subscribe(1, Protocol::Resp2, PubsubKind::Pattern, &names(&["a*"]), 0);
-        hub.subscribe(1, Protocol::Resp2, PubsubKind::Shard, &names(&["s"]), 0);
+        hub.subscribe(
+            1,
+            Protocol::Resp2,
+            PubsubKind::Pattern,
+            &names(&["a*"]),
+            false,
+            0,
+        );
+        hub.subscribe(
+            1,
+            Protocol::Resp2,
+            PubsubKind::Shard,
+            &names(&["s"]),
+            false,
+            0,
+        );
         assert_eq!(hub.publish(PubsubKind::Channel, b"ab", b"x", 0), 1);
         assert_eq!(hub.publish(PubsubKind::Channel, b"a", b"y", 0), 2);
         assert_eq!(hub.publish(PubsubKind::Shard, b"a", b"z", 0), 0);
@@ -606,11 +687,36 @@ mod tests {
     fn unsubscribing_from_nothing_confirms_with_a_null() {
         let hub = Hub::default();
         assert_eq!(
-            hub.unsubscribe(1, Protocol::Resp3, PubsubKind::Channel, &[], 0),
+            hub.unsubscribe(1, Protocol::Resp3, PubsubKind::Channel, &[], false, 0)
+                .count,
             0
         );
         let m = hub.mailbox(1).unwrap();
         assert_eq!(drained(&m), ">3\r\n$11\r\nunsubscribe\r\n_\r\n:0\r\n");
+    }
+
+    #[test]
+    fn inline_confirmations_are_returned_and_register_nobody_needlessly() {
+        let hub = Hub::default();
+        let done = hub.unsubscribe(7, Protocol::Resp2, PubsubKind::Pattern, &[], true, 0);
+        assert_eq!(done.inline, [confirmation("punsubscribe", None, 0)]);
+        assert!(hub.mailbox(7).is_none());
+        let done = hub.subscribe(
+            7,
+            Protocol::Resp2,
+            PubsubKind::Channel,
+            &names(&["a"]),
+            true,
+            0,
+        );
+        assert_eq!(done.count, 1);
+        assert_eq!(
+            done.inline,
+            [confirmation("subscribe", Some(&names(&["a"])[0]), 1)]
+        );
+        assert!(!hub.mailbox(7).unwrap().has_news());
+        hub.leave(7);
+        assert_eq!(hub.counts(), (0, 0, 0));
     }
 
     #[test]
@@ -621,10 +727,25 @@ mod tests {
             Protocol::Resp2,
             PubsubKind::Channel,
             &names(&["a", "b"]),
+            false,
             0,
         );
-        hub.subscribe(2, Protocol::Resp2, PubsubKind::Channel, &names(&["a"]), 0);
-        hub.subscribe(1, Protocol::Resp2, PubsubKind::Pattern, &names(&["*"]), 0);
+        hub.subscribe(
+            2,
+            Protocol::Resp2,
+            PubsubKind::Channel,
+            &names(&["a"]),
+            false,
+            0,
+        );
+        hub.subscribe(
+            1,
+            Protocol::Resp2,
+            PubsubKind::Pattern,
+            &names(&["*"]),
+            false,
+            0,
+        );
         assert_eq!(hub.counts(), (2, 1, 0));
         hub.leave(1);
         assert_eq!(hub.counts(), (1, 0, 0));
@@ -640,7 +761,14 @@ mod tests {
             soft: 0,
             soft_secs: 0,
         });
-        hub.subscribe(1, Protocol::Resp2, PubsubKind::Channel, &names(&["a"]), 0);
+        hub.subscribe(
+            1,
+            Protocol::Resp2,
+            PubsubKind::Channel,
+            &names(&["a"]),
+            false,
+            0,
+        );
         let m = hub.mailbox(1).unwrap();
         let payload = vec![b'x'; 100];
         for _ in 0..20 {
@@ -661,7 +789,14 @@ mod tests {
             soft: 100,
             soft_secs: 2,
         });
-        hub.subscribe(1, Protocol::Resp2, PubsubKind::Channel, &names(&["a"]), 0);
+        hub.subscribe(
+            1,
+            Protocol::Resp2,
+            PubsubKind::Channel,
+            &names(&["a"]),
+            false,
+            0,
+        );
         let m = hub.mailbox(1).unwrap();
         let payload = vec![b'x'; 200];
         hub.publish(PubsubKind::Channel, b"a", &payload, 10);

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use shoal_commands::{
     ClientFilter, ClientState, CommandError, CommandLimits, CommandTable, PubsubKind, ServerOps,
+    Subscriptions,
 };
 use shoal_resp::{Frame, Limits};
 use shoal_storage::{Garbage, Keyspace, Policy};
@@ -657,16 +658,28 @@ impl ServerOps for Shared {
         }
     }
 
-    fn subscribe(&self, client: &ClientState, kind: PubsubKind, names: &[Bytes]) -> usize {
+    fn subscribe(
+        &self,
+        client: &ClientState,
+        kind: PubsubKind,
+        names: &[Bytes],
+        inline: bool,
+    ) -> Subscriptions {
         let now = self.now_secs();
         self.pubsub
-            .subscribe(client.id, client.protocol, kind, names, now)
+            .subscribe(client.id, client.protocol, kind, names, inline, now)
     }
 
-    fn unsubscribe(&self, client: &ClientState, kind: PubsubKind, names: &[Bytes]) -> usize {
+    fn unsubscribe(
+        &self,
+        client: &ClientState,
+        kind: PubsubKind,
+        names: &[Bytes],
+        inline: bool,
+    ) -> Subscriptions {
         let now = self.now_secs();
         self.pubsub
-            .unsubscribe(client.id, client.protocol, kind, names, now)
+            .unsubscribe(client.id, client.protocol, kind, names, inline, now)
     }
 
     fn unsubscribe_all(&self, id: u64) {

@@ -309,13 +309,20 @@ impl Keyspace {
         EvictOutcome::Ok
     }
 
-    /// Picks a random table position holding a key that the policy may evict. Tries a bounded
-    /// number of stripes, so a nearly empty keyspace does not loop for long.
+    /// Picks a random table position holding a key that the policy may evict. A few random
+    /// stripes are tried first; if all are empty (a nearly empty keyspace), the stripes are
+    /// walked in order from a random one, so a key that exists is always found.
     fn sample_stripe<F: FnMut(usize, &Entry)>(&self, s: &EvictionSettings, mut visit: F) -> bool {
+        const RANDOM_PROBES: usize = 16;
         let stripes = self.stripe_count();
         let per = self.slots_per_stripe();
-        for _ in 0..stripes.min(64) {
-            let sidx = (self.random() as usize) & (stripes - 1);
+        let start = self.random() as usize;
+        for attempt in 0..RANDOM_PROBES + stripes {
+            let sidx = if attempt < RANDOM_PROBES {
+                (self.random() as usize) & (stripes - 1)
+            } else {
+                (start + attempt) & (stripes - 1)
+            };
             let stripe = self.stripe(sidx);
             let mut found = false;
             for (db, d) in stripe.dbs.iter().enumerate() {

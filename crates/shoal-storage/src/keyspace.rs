@@ -17,6 +17,7 @@
 use std::cell::Cell;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use foldhash::fast::FixedState;
 use parking_lot::{Mutex, MutexGuard};
@@ -24,8 +25,10 @@ use smallvec::SmallVec;
 
 use crate::entry::{Entry, CLOCK_MAX};
 use crate::evict::{self, EvictionConfig};
+use crate::gate::Gate;
 use crate::slot::{key_slot, SLOTS};
 use crate::table::SlotTable;
+use crate::watch::{WatchTable, WatchToken};
 
 /// A handler asked for a key whose stripe it did not lock: a bug in a command's key spec, reported
 /// as an error instead of a panic so a client can never crash the server.
@@ -133,6 +136,28 @@ pub struct StripeDb {
     pub(crate) field_ttls: std::collections::BTreeSet<Box<[u8]>>,
     /// Where the cycle stopped walking `field_ttls`.
     pub(crate) field_cursor: Option<Box<[u8]>>,
+    /// Clients watching keys of this database in this stripe (`WATCH`). It belongs to the
+    /// database index, not to the data: a flush or a swap leaves it in place.
+    pub(crate) watches: WatchTable,
+}
+
+impl StripeDb {
+    /// The entry stored under `key`, expired or not.
+    fn stored(&self, ks: &Keyspace, key: &[u8]) -> Option<&Entry> {
+        let (_, index) = ks.locate(key_slot(key) as usize);
+        self.tables
+            .get(index)?
+            .map
+            .find(ks.hash(key), |e| e.key() == key)
+    }
+
+    /// Takes the data out, leaving an empty database with the same watchers.
+    fn take_data(&mut self) -> StripeDb {
+        let watches = std::mem::take(&mut self.watches);
+        let old = std::mem::take(self);
+        self.watches = watches;
+        old
+    }
 }
 
 /// One lock stripe: the slot tables of its slots in every database.
@@ -181,6 +206,8 @@ pub struct Keyspace {
     /// How many parties want every command's key events (clients blocked on keys): while
     /// non-zero, each locked view collects them; while zero, writes pay nothing for it.
     key_event_listeners: AtomicUsize,
+    /// Every command passes it shared; transactions and scripts pass it alone.
+    pub gate: Gate,
 }
 
 impl Keyspace {
@@ -212,6 +239,7 @@ impl Keyspace {
             eviction: EvictionConfig::default(),
             pool: Mutex::new(evict::Pool::default()),
             key_event_listeners: AtomicUsize::new(0),
+            gate: Gate::default(),
         }
     }
 
@@ -387,7 +415,12 @@ impl Keyspace {
                 if db.is_some_and(|want| want != i) {
                     continue;
                 }
-                let old = std::mem::take(d);
+                if !d.watches.is_empty() {
+                    let mut watches = std::mem::take(&mut d.watches);
+                    watches.touch_all(|k| d.stored(self, k).is_some(), None);
+                    d.watches = watches;
+                }
+                let old = d.take_data();
                 removed += old.keys as u64;
                 self.add_mem(-(old.mem as i64));
                 taken.push(old);
@@ -398,13 +431,59 @@ impl Keyspace {
     }
 
     /// Swaps two databases atomically (`SWAPDB`), recording the change in `journal`.
-    pub fn swap_dbs(&self, a: usize, b: usize, journal: &mut Journal) {
+    /// Watchers stay with their database index, so a client watching a key of database `a`
+    /// is dirtied when the key's visible state differs between the two databases.
+    pub fn swap_dbs(&self, a: usize, b: usize, now: u64, journal: &mut Journal) {
         journal.dirty += 1;
         journal.swapped_dbs = Some((a, b));
         let mut guards: Vec<_> = self.stripes.iter().map(|m| m.lock()).collect();
-        for g in guards.iter_mut() {
-            g.dbs.swap(a, b);
+        if a == b || a >= self.databases || b >= self.databases {
+            return;
         }
+        for g in guards.iter_mut() {
+            for (emptied, replaced) in [(a, b), (b, a)] {
+                if g.dbs[emptied].watches.is_empty() {
+                    continue;
+                }
+                let mut watches = std::mem::take(&mut g.dbs[emptied].watches);
+                let (here, there) = (&g.dbs[emptied], &g.dbs[replaced]);
+                let incoming = |k: &[u8]| there.stored(self, k).map(|e| e.is_expired(now));
+                watches.touch_all(|k| here.stored(self, k).is_some(), Some(&incoming));
+                g.dbs[emptied].watches = watches;
+            }
+            g.dbs.swap(a, b);
+            let (lo, hi) = g.dbs.split_at_mut(a.max(b));
+            std::mem::swap(&mut lo[a.min(b)].watches, &mut hi[0].watches);
+        }
+    }
+
+    /// Stops watching `keys` (database, key) for `token`.
+    pub fn unwatch<K: AsRef<[u8]>>(&self, keys: &[(usize, K)], token: &Arc<WatchToken>) {
+        for (db, key) in keys {
+            let key = key.as_ref();
+            let mut stripe = self.stripe(self.stripe_of(key));
+            if let Some(d) = stripe.dbs.get_mut(*db) {
+                d.watches.remove(key, token);
+            }
+        }
+    }
+
+    /// True when a key `token` watches has expired since it was watched (Redis fails `EXEC`
+    /// then, even though nothing deleted the key yet).
+    pub fn watched_key_expired<K: AsRef<[u8]>>(
+        &self,
+        keys: &[(usize, K)],
+        token: &Arc<WatchToken>,
+        now: u64,
+    ) -> bool {
+        keys.iter().any(|(db, key)| {
+            let key = key.as_ref();
+            let stripe = self.stripe(self.stripe_of(key));
+            stripe.dbs.get(*db).is_some_and(|d| {
+                d.watches.watched_live(key, token)
+                    && d.stored(self, key).is_some_and(|e| e.is_expired(now))
+            })
+        })
     }
 
     /// A pseudo-random number, for sampling. Quality is unimportant; speed and no shared lock are.
@@ -630,6 +709,7 @@ impl<'a> Locked<'a> {
             volatile,
             mem,
             field_ttls,
+            watches,
             ..
         } = db_in(guards, *all, p.stripe, db)?;
         let Some(table) = tables.get_mut(p.index) else {
@@ -649,6 +729,7 @@ impl<'a> Locked<'a> {
             db_mem: mem,
             field_ttls,
             before_field_ttls,
+            watches,
             ks,
             journal,
             db,
@@ -684,6 +765,7 @@ impl<'a> Locked<'a> {
             return Err(NotLocked);
         };
         journal.record(db, entry.key(), EventKind::Write);
+        d.watches.touch(entry.key(), true);
         let slot = table
             .map
             .entry(p.hash, |e| e.key() == entry.key(), |e| ks.hash(e.key()));
@@ -805,6 +887,7 @@ impl<'a> Locked<'a> {
                 _ => {}
             }
             self.journal.record(db, key, kind);
+            self.db_mut(db, p.stripe)?.watches.touch(key, false);
         }
         Ok(old)
     }
@@ -813,6 +896,22 @@ impl<'a> Locked<'a> {
     pub(crate) fn evict(&mut self, db: usize, key: &[u8]) -> Result<bool, NotLocked> {
         let p = self.place(key);
         Ok(self.remove_at(db, key, p, EventKind::Evicted)?.is_some())
+    }
+
+    /// Starts watching `key` for `token` (`WATCH`), noting whether the key is stored but
+    /// already expired: its deletion is then no change.
+    pub fn watch(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        token: &Arc<WatchToken>,
+    ) -> Result<(), NotLocked> {
+        let (ks, now) = (self.ks, self.now);
+        let p = self.place(key);
+        let d = self.db_mut(db, p.stripe)?;
+        let expired = d.stored(ks, key).is_some_and(|e| e.is_expired(now));
+        d.watches.add(key, token, expired);
+        Ok(())
     }
 
     /// The LRU/LFU access clock value this command stamps on entries it touches.
@@ -855,6 +954,7 @@ pub struct EntryMut<'l> {
     db_mem: &'l mut usize,
     field_ttls: &'l mut std::collections::BTreeSet<Box<[u8]>>,
     before_field_ttls: bool,
+    watches: &'l mut WatchTable,
     ks: &'l Keyspace,
     journal: &'l mut Journal,
     db: usize,
@@ -907,5 +1007,6 @@ impl Drop for EntryMut<'_> {
         }
         self.journal
             .record(self.db, self.entry.key(), EventKind::Write);
+        self.watches.touch(self.entry.key(), true);
     }
 }

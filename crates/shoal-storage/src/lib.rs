@@ -8,12 +8,14 @@
 mod entry;
 mod evict;
 mod expire;
+mod gate;
 mod glob;
 mod keyspace;
 mod scan;
 mod slot;
 mod table;
 pub mod types;
+mod watch;
 
 pub use entry::{
     alloc_size, parse_canonical_i64, Encoding, Entry, Kind, NewString, Object, StrRef, INLINE_MAX,
@@ -22,6 +24,7 @@ pub use evict::{
     idle_ms, lfu_decayed, lru_clock, EvictOutcome, EvictionConfig, EvictionSettings, Policy,
 };
 pub use expire::{ExpireCycleStats, ExpireEffort};
+pub use gate::{ExclusiveEntry, Gate, SharedEntry};
 pub use glob::glob_match;
 pub use keyspace::{
     DbInfo, EntryMut, EventKind, Garbage, Journal, KeyEvent, Keyspace, Locked, NotLocked,
@@ -30,3 +33,4 @@ pub use keyspace::{
 pub use slot::{crc16, key_slot, SLOTS};
 pub use table::SlotTable;
 pub use types::TypeLimits;
+pub use watch::WatchToken;

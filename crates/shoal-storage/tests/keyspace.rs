@@ -43,7 +43,7 @@ fn databases_are_separate_and_swappable() {
     set(&ks, 0, b"a", b"zero", None, T0);
     set(&ks, 1, b"a", b"one", None, T0);
     let mut swap = Journal::default();
-    ks.swap_dbs(0, 1, &mut swap);
+    ks.swap_dbs(0, 1, 0, &mut swap);
     assert_eq!(swap.dirty, 1);
     assert_eq!(get(&ks, 0, b"a", T0), Some(b"one".to_vec()));
     assert_eq!(get(&ks, 1, b"a", T0), Some(b"zero".to_vec()));

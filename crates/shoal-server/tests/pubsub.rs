@@ -535,3 +535,60 @@ fn subscribers_are_exempt_from_the_idle_timeout() {
         );
     }
 }
+
+#[test]
+fn concurrent_publishers_reach_every_subscriber_in_their_own_order() {
+    const SUBSCRIBERS: usize = 4;
+    const PUBLISHERS: usize = 4;
+    const EACH: usize = 2000;
+    for server in [start(ServerKind::Redis), start(candidate())] {
+        let kind = server.kind().clone();
+        let mut subs: Vec<RawClient> = (0..SUBSCRIBERS)
+            .map(|_| {
+                let mut c = connect(server.addr());
+                c.call(&["SUBSCRIBE", "load"]);
+                c
+            })
+            .collect();
+        let addr = server.addr();
+        let publishers: Vec<_> = (0..PUBLISHERS)
+            .map(|p| {
+                std::thread::spawn(move || {
+                    let mut c = connect(addr);
+                    for n in 0..EACH {
+                        let reply = c.call(&["PUBLISH", "load", &format!("{p}:{n}")]);
+                        assert_eq!(reply, Frame::Integer(SUBSCRIBERS as i64));
+                    }
+                })
+            })
+            .collect();
+        let readers: Vec<_> = subs
+            .drain(..)
+            .map(|mut c| {
+                std::thread::spawn(move || {
+                    let mut next = [0usize; PUBLISHERS];
+                    for _ in 0..PUBLISHERS * EACH {
+                        let Frame::Array(items) = c.read_frame().expect("message") else {
+                            panic!("not a message");
+                        };
+                        let Some(Frame::Bulk(body)) = items.get(2) else {
+                            panic!("no payload");
+                        };
+                        let body = String::from_utf8_lossy(body).into_owned();
+                        let (p, n) = body.split_once(':').expect("p:n");
+                        let (p, n): (usize, usize) = (p.parse().unwrap(), n.parse().unwrap());
+                        assert_eq!(n, next[p], "publisher {p}'s messages out of order");
+                        next[p] += 1;
+                    }
+                    next
+                })
+            })
+            .collect();
+        for p in publishers {
+            p.join().expect("publisher");
+        }
+        for r in readers {
+            assert_eq!(r.join().expect("reader"), [EACH; PUBLISHERS], "{kind:?}");
+        }
+    }
+}

@@ -235,7 +235,14 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
 // PONG
 // > PING hi
 // "hi"
-fn ping(_cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+fn ping(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    if a.len() <= 2 {
+        if let Some(reply) =
+            crate::pubsub::subscribed_ping(cx.client.protocol, cx.client.subscriptions, a)
+        {
+            return Ok(reply);
+        }
+    }
     match a.len() {
         1 => Ok(Frame::simple("PONG")),
         2 => Ok(Frame::Bulk(a[1].clone())),
@@ -382,6 +389,11 @@ fn reset(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
     c.no_evict = false;
     c.no_touch = false;
     c.authenticated = cx.server.requirepass().is_none();
+    // Redis leaves every channel silently, without confirmations.
+    if c.subscriptions > 0 {
+        c.subscriptions = 0;
+        cx.server.unsubscribe_all(c.id);
+    }
     cx.server.update_client(cx.client);
     Ok(Frame::simple("RESET"))
 }

@@ -31,6 +31,29 @@ pub enum Action {
     /// Block until one of the keys changes or the deadline passes, then run the command again
     /// (`BLPOP` and the other blocking commands found nothing to serve).
     Block(BlockSpec),
+    /// The replies are in this client's pub/sub mailbox, queued with the subscription changes
+    /// they confirm (`SUBSCRIBE` and the other (un)subscribe commands): the connection writes
+    /// nothing for the command itself and takes its mailbox from the server.
+    Pubsub,
+}
+
+/// What a pub/sub (un)subscribe left: the client's subscriptions of every kind, and the
+/// confirmations when the command asked for them back instead of queued (inside `EXEC`).
+#[derive(Debug, Default)]
+pub struct Subscriptions {
+    pub count: usize,
+    pub inline: Vec<Frame>,
+}
+
+/// The three kinds of pub/sub subscription.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PubsubKind {
+    /// `SUBSCRIBE`: one channel by name.
+    Channel,
+    /// `PSUBSCRIBE`: every channel matching a glob pattern.
+    Pattern,
+    /// `SSUBSCRIBE`: one shard channel by name (on a single node, a namespace of its own).
+    Shard,
 }
 
 /// What a blocking command waits for. The handler returns this instead of a reply when it has
@@ -80,6 +103,9 @@ pub struct ClientState {
     /// A key that now holds another type is then skipped, not an error: Redis serves a blocked
     /// client only from a key of the type it waits for, and keeps it waiting otherwise.
     pub woken: bool,
+    /// Channels, patterns and shard channels subscribed to: nonzero puts a RESP2 client in
+    /// subscribed mode (`CLIENT_PUBSUB` in Redis).
+    pub subscriptions: usize,
     pub action: Option<Action>,
     /// The transaction being queued, between `MULTI` and `EXEC`/`DISCARD`.
     pub multi: Option<crate::transactions::Multi>,
@@ -134,6 +160,7 @@ impl ClientState {
             close_after_reply: false,
             no_block: false,
             woken: false,
+            subscriptions: 0,
             action: None,
             multi: None,
             watching: None,
@@ -252,6 +279,50 @@ pub trait ServerOps: Send + Sync {
     /// its number of calls, and its cumulative distribution as (microseconds, calls at or below).
     fn latency_histograms(&self) -> Vec<LatencyHistogram> {
         Vec::new()
+    }
+
+    // Pub/sub. The defaults describe a server where nobody listens (such as a test stand-in).
+
+    /// `PUBLISH` (`kind` [`PubsubKind::Channel`]) or `SPUBLISH` ([`PubsubKind::Shard`]):
+    /// delivers `message` to the subscribers of `channel`; returns how many received it.
+    fn publish(&self, _kind: PubsubKind, _channel: &[u8], _message: &[u8]) -> usize {
+        0
+    }
+    /// Subscribes `client` to `names`, with a confirmation for each queued in its mailbox
+    /// (or returned, when `inline`).
+    fn subscribe(
+        &self,
+        _client: &ClientState,
+        _kind: PubsubKind,
+        _names: &[Bytes],
+        _inline: bool,
+    ) -> Subscriptions {
+        Subscriptions::default()
+    }
+    /// Unsubscribes `client` from `names` (every subscription of `kind` when empty), with
+    /// confirmations as Redis sends them, queued in its mailbox (or returned, when `inline`).
+    fn unsubscribe(
+        &self,
+        _client: &ClientState,
+        _kind: PubsubKind,
+        _names: &[Bytes],
+        _inline: bool,
+    ) -> Subscriptions {
+        Subscriptions::default()
+    }
+    /// Drops every subscription of client `id` without confirmations (`RESET`).
+    fn unsubscribe_all(&self, _id: u64) {}
+    /// `PUBSUB CHANNELS` / `SHARDCHANNELS`: active channels of `kind` matching `pattern`.
+    fn pubsub_channels(&self, _kind: PubsubKind, _pattern: Option<&[u8]>) -> Vec<Bytes> {
+        Vec::new()
+    }
+    /// `PUBSUB NUMSUB` / `SHARDNUMSUB`: each channel's number of subscribers.
+    fn pubsub_numsub(&self, _kind: PubsubKind, channels: &[Bytes]) -> Vec<usize> {
+        vec![0; channels.len()]
+    }
+    /// `PUBSUB NUMPAT`: the number of patterns with subscribers.
+    fn pubsub_numpat(&self) -> usize {
+        0
     }
 }
 

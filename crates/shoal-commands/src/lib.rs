@@ -18,6 +18,7 @@ mod hyperloglog;
 mod keys;
 mod lists;
 mod longdouble;
+mod pubsub;
 mod server;
 mod sets;
 mod spec;
@@ -30,10 +31,11 @@ mod zsets;
 pub use connection::REDIS_COMPAT_VERSION;
 pub use cx::{
     Action, BlockSpec, ClientFilter, ClientState, CommandLimits, Cx, InertServer, LatencyHistogram,
-    ReplyMode, ServerOps, ShutdownOptions,
+    PubsubKind, ReplyMode, ServerOps, ShutdownOptions, Subscriptions,
 };
 pub use dispatch::{resolve, resolve_with, Engine, Executed, NameCache, Nested, Resolved};
 pub use error::{CmdResult, CommandError};
+pub use pubsub::{allowed_when_subscribed, subscribed_mode_error};
 pub use spec::{CommandSpec, Flags, Group, KeyAccess, Keys};
 pub use table::CommandTable;
 pub use transactions::{unwatch_all, Multi, Watching};

@@ -46,14 +46,17 @@ impl Flags {
     pub const NO_MANDATORY_KEYS: Flags = Flags(1 << 14);
     /// Not allowed inside `MULTI`.
     pub const NO_MULTI: Flags = Flags(1 << 15);
+    /// A pub/sub command (`@pubsub`).
+    pub const PUBSUB: Flags = Flags(1 << 16);
 
     /// The names `COMMAND INFO` shows, in Redis's order. `may_replicate` is missing on purpose:
     /// Redis 7.0 keeps that flag internal and never lists it.
-    const NAMES: [(Flags, &'static str); 15] = [
+    const NAMES: [(Flags, &'static str); 16] = [
         (Flags::WRITE, "write"),
         (Flags::READONLY, "readonly"),
         (Flags::DENYOOM, "denyoom"),
         (Flags::ADMIN, "admin"),
+        (Flags::PUBSUB, "pubsub"),
         (Flags::NOSCRIPT, "noscript"),
         (Flags::BLOCKING, "blocking"),
         (Flags::LOADING, "loading"),
@@ -145,6 +148,10 @@ pub enum KeyAccess {
     /// Reads, or modifies too when a subcommand writes (`BITFIELD`): `RW ACCESS UPDATE
     /// VARIABLE_FLAGS`.
     ReadOrWrite,
+    /// Not a key at all, though declared where keys would be (`NOT_KEY`): the shard channels
+    /// of `SSUBSCRIBE` and `SPUBLISH`, which a cluster routes by slot. Never locked, never
+    /// reported by `COMMAND GETKEYS`.
+    NotKey,
 }
 
 impl KeyAccess {
@@ -166,6 +173,7 @@ impl KeyAccess {
             KeyAccess::OverwriteOrRead | KeyAccess::ReadOrWrite => {
                 &["RW", "access", "update", "variable_flags"]
             }
+            KeyAccess::NotKey => &["not_key"],
         }
     }
 
@@ -219,6 +227,7 @@ pub enum Group {
     HyperLogLog,
     Geo,
     Stream,
+    Pubsub,
     Transactions,
 }
 
@@ -238,6 +247,7 @@ impl Group {
             Group::HyperLogLog => "hyperloglog",
             Group::Geo => "geo",
             Group::Stream => "stream",
+            Group::Pubsub => "pubsub",
             Group::Transactions => "transactions",
         }
     }
@@ -427,6 +437,9 @@ impl CommandSpec {
         if self.flags.has(Flags::BLOCKING) {
             cats.push("blocking");
         }
+        if self.flags.has(Flags::PUBSUB) {
+            cats.push("pubsub");
+        }
         cats.push(if self.flags.has(Flags::FAST) {
             "fast"
         } else {
@@ -440,7 +453,8 @@ impl CommandSpec {
             None
         };
         match group {
-            None | Some(Group::Server) => {}
+            // Pub/sub commands are `@pubsub` by their flag: `PUBSUB HELP` is not.
+            None | Some(Group::Server) | Some(Group::Pubsub) => {}
             Some(Group::String) => cats.push("string"),
             Some(Group::Generic) => cats.push("keyspace"),
             Some(Group::Connection) => cats.push("connection"),
@@ -484,6 +498,7 @@ impl CommandSpec {
     pub fn key_positions(&self, args: &[Bytes]) -> KeyPositions {
         let argc = args.len() as i64;
         let (dest, first, last, step) = match self.keys {
+            _ if self.access == KeyAccess::NotKey => (None, 1, 0, 1),
             Keys::None => (None, 1, 0, 1),
             Keys::Range { first, last, step } => {
                 let last = if last < 0 {

@@ -133,6 +133,9 @@ impl ClientInfo {
         if d.monitor {
             f.push('O');
         }
+        if d.mailbox.as_ref().is_some_and(|m| m.total() > 0) {
+            f.push('P');
+        }
         if self.blocked.load(Ordering::Relaxed) {
             f.push('b');
         }
@@ -181,6 +184,9 @@ pub struct Details {
     pub no_touch: bool,
     /// In `MONITOR` mode, for `flags=O`.
     pub monitor: bool,
+    /// The client's pub/sub mailbox, once it has used pub/sub: its subscriptions (`sub=`,
+    /// `psub=`, `ssub=`, `flags=P`) and undelivered messages (`oll=`, `omem=`).
+    pub mailbox: Option<Arc<crate::pubsub::Mailbox>>,
 }
 
 /// All connected clients by id.
@@ -262,6 +268,12 @@ impl Clients {
             let input = c.io.input_capacity.load(Ordering::Relaxed);
             sum.max_input_buffer = sum.max_input_buffer.max(input);
             sum.memory += c.total_memory();
+            // A subscriber's undelivered messages are its reply list, in Redis's terms.
+            if let Some(m) = &c.details.lock().mailbox {
+                let (_, bytes) = m.backlog();
+                sum.max_output_buffer = sum.max_output_buffer.max(bytes);
+                sum.memory += bytes;
+            }
         }
         sum
     }
@@ -291,9 +303,11 @@ impl Clients {
             c.flags(&d),
             c.db.load(Ordering::Relaxed),
         );
-        // Pub/Sub and transactions do not exist yet, so there are no subscriptions and no
-        // queued commands (`multi=-1` means "not in MULTI").
-        out.push_str(" sub=0 psub=0 ssub=0 multi=-1");
+        let (sub, psub, ssub) = d.mailbox.as_ref().map_or((0, 0, 0), |m| m.counts());
+        let _ = write!(out, " sub={sub} psub={psub} ssub={ssub}");
+        // Transactions do not exist yet, so there are no queued commands (`multi=-1` means
+        // "not in MULTI").
+        out.push_str(" multi=-1");
         let _ = write!(
             out,
             " qbuf={qbuf} qbuf-free={} argv-mem={} multi-mem=0",
@@ -302,14 +316,15 @@ impl Clients {
                 .saturating_sub(qbuf),
             io.argv_mem.load(Ordering::Relaxed),
         );
-        // Shoal keeps all pending replies in one growable buffer and has no reply list, so the
-        // list's length and memory (`oll`, `omem`) are 0 and pending bytes show in `obl`.
+        // Shoal keeps pending replies in one growable buffer (`obl`); what plays the part of
+        // Redis's reply list (`oll`, `omem`) is a subscriber's mailbox of undelivered messages.
+        let (oll, omem) = d.mailbox.as_ref().map_or((0, 0), |m| m.backlog());
         let _ = write!(
             out,
-            " rbs={} rbp={} obl={pending} oll=0 omem=0 tot-mem={}",
+            " rbs={} rbp={} obl={pending} oll={oll} omem={omem} tot-mem={}",
             io.output_capacity.load(Ordering::Relaxed),
             io.output_peak.load(Ordering::Relaxed),
-            c.total_memory(),
+            c.total_memory() + omem,
         );
         // The socket is always watched for input; `w` shows a write still in progress.
         let events = if pending > 0 { "rw" } else { "r" };
@@ -338,6 +353,8 @@ impl Clients {
 pub struct Summary {
     /// The largest query buffer allocation (`client_recent_max_input_buffer`).
     pub max_input_buffer: usize,
+    /// The most undelivered pub/sub bytes any client has (`client_recent_max_output_buffer`).
+    pub max_output_buffer: usize,
     /// Every client's `tot-mem` added up (`mem_clients_normal`).
     pub memory: usize,
 }

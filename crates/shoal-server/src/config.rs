@@ -33,6 +33,10 @@ pub enum Kind {
     AddrList,
     /// `latency-tracking-info-percentiles`: zero or more numbers between 0 and 100.
     Percentiles,
+    /// `client-output-buffer-limit`: `<class> <hard> <soft> <soft-seconds>` groups for the
+    /// classes `normal`, `replica` (or `slave`) and `pubsub`; classes not named keep their
+    /// limits.
+    OutputLimits,
 }
 
 /// One configuration parameter.
@@ -357,6 +361,13 @@ pub const PARAMS: &[Param] = &[
         "Largest unprocessed input a client may accumulate before it is disconnected.",
     ),
     p(
+        "client-output-buffer-limit",
+        Kind::OutputLimits,
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+        true,
+        "Per client class (normal, replica, pubsub): hard limit, soft limit and soft seconds of undelivered output; a pub/sub subscriber over its hard limit, or over its soft limit for longer than the seconds, is disconnected (0 = no limit).",
+    ),
+    p(
         "lazyfree-lazy-user-flush",
         Kind::Bool,
         "no",
@@ -609,6 +620,12 @@ pub fn canonical(p: &Param, args: &[String]) -> Result<String, String> {
             }
             Ok(words.join(" "))
         }
+        Kind::OutputLimits => {
+            let words: Vec<&str> = args.iter().flat_map(|a| a.split_whitespace()).collect();
+            let mut limits = OutputLimits::default();
+            limits.apply(&words)?;
+            Ok(limits.render())
+        }
         Kind::Percentiles => {
             let mut out = Vec::new();
             for w in args.iter().flat_map(|a| a.split_whitespace()) {
@@ -624,6 +641,79 @@ pub fn canonical(p: &Param, args: &[String]) -> Result<String, String> {
             }
             Ok(out.join(" "))
         }
+    }
+}
+
+/// One class of `client-output-buffer-limit`: bytes and seconds, 0 meaning no limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutputLimit {
+    pub hard: u64,
+    pub soft: u64,
+    pub soft_secs: u64,
+}
+
+/// `client-output-buffer-limit`: the `normal`, `replica` and `pubsub` classes, in that order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutputLimits {
+    pub normal: OutputLimit,
+    pub replica: OutputLimit,
+    pub pubsub: OutputLimit,
+}
+
+impl OutputLimits {
+    /// Reads a canonical value (as [`OutputLimits::render`] writes it); classes missing stay
+    /// unlimited.
+    fn parse(canonical: &str) -> OutputLimits {
+        let mut limits = OutputLimits::default();
+        let words: Vec<&str> = canonical.split_whitespace().collect();
+        let _ = limits.apply(&words);
+        limits
+    }
+
+    /// Applies `<class> <hard> <soft> <soft-seconds>` groups, with Redis's errors; nothing
+    /// changes unless every group is valid.
+    fn apply(&mut self, words: &[&str]) -> Result<(), String> {
+        if !words.len().is_multiple_of(4) {
+            return Err("Wrong number of arguments in buffer limit configuration.".into());
+        }
+        let mut next = *self;
+        for group in words.chunks(4) {
+            let class = match group[0].to_ascii_lowercase().as_str() {
+                "normal" => &mut next.normal,
+                "replica" | "slave" => &mut next.replica,
+                "pubsub" => &mut next.pubsub,
+                _ => {
+                    return Err(
+                        "Invalid client class specified in buffer limit configuration.".into(),
+                    )
+                }
+            };
+            let bad =
+                || "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
+            let hard = parse_memory(group[1]).ok_or_else(bad)?;
+            let soft = parse_memory(group[2]).ok_or_else(bad)?;
+            let soft_secs = group[3].parse::<u64>().map_err(|_| bad())?;
+            *class = OutputLimit {
+                hard,
+                soft,
+                soft_secs,
+            };
+        }
+        *self = next;
+        Ok(())
+    }
+
+    /// The canonical value, as `CONFIG GET` shows it (Redis names the replica class `slave`).
+    fn render(&self) -> String {
+        [
+            ("normal", self.normal),
+            ("slave", self.replica),
+            ("pubsub", self.pubsub),
+        ]
+        .iter()
+        .map(|(name, l)| format!("{name} {} {} {}", l.hard, l.soft, l.soft_secs))
+        .collect::<Vec<_>>()
+        .join(" ")
     }
 }
 
@@ -700,9 +790,21 @@ impl Config {
     pub fn set(&mut self, name: &str, args: &[String]) -> Result<(), String> {
         let p =
             param(name).ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
-        let v = canonical(p, args)?;
+        let mut v = canonical(p, args)?;
+        if let Kind::OutputLimits = p.kind {
+            // Only the classes named change, as in Redis: start from the current limits.
+            let mut limits = OutputLimits::parse(self.get(p.name));
+            let words: Vec<&str> = args.iter().flat_map(|a| a.split_whitespace()).collect();
+            limits.apply(&words)?;
+            v = limits.render();
+        }
         self.values.insert(p.name, v);
         Ok(())
+    }
+
+    /// The `client-output-buffer-limit` classes.
+    pub fn output_limits(&self) -> OutputLimits {
+        OutputLimits::parse(self.get("client-output-buffer-limit"))
     }
 
     /// Every parameter with its value, in table order.
@@ -848,7 +950,11 @@ impl Config {
 
 fn quote_value(p: &Param, v: &str) -> String {
     match p.kind {
-        Kind::SavePairs | Kind::AddrList | Kind::Percentiles if !v.is_empty() => v.to_string(),
+        Kind::SavePairs | Kind::AddrList | Kind::Percentiles | Kind::OutputLimits
+            if !v.is_empty() =>
+        {
+            v.to_string()
+        }
         _ => quote(v),
     }
 }

@@ -19,16 +19,17 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use shoal_commands::{
-    resolve_with, unwatch_all, Action, BlockSpec, ClientState, CommandError, CommandSpec, Engine,
-    Executed, Flags, NameCache, ReplyMode,
+    allowed_when_subscribed, resolve_with, subscribed_mode_error, unwatch_all, Action, BlockSpec,
+    ClientState, CommandError, CommandSpec, Engine, Executed, Flags, NameCache, ReplyMode,
 };
 use shoal_observe::slowlog;
-use shoal_resp::{encode, Frame, RequestParser};
+use shoal_resp::{encode, Frame, Protocol, RequestParser};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Notify};
 
 use crate::blocking::Unblock;
 use crate::clients::{ClientInfo, Peer};
+use crate::pubsub::{Drained, Hub, Mailbox};
 use crate::shared::Shared;
 
 /// Read buffer growth step. Large enough for a pipelined batch of small commands in one read.
@@ -42,7 +43,8 @@ const FLUSH_AT: usize = 64 * 1024;
 /// output buffer limit, so a monitor that stops reading cannot make the server's memory grow.
 /// Together with the bytes being written (at most [`FLUSH_AT`] plus a line), this bounds what one
 /// monitor costs. A single line longer than this (a command with a huge argument) disconnects
-/// every monitor. Until `client-output-buffer-limit` exists, this fixed bound governs.
+/// every monitor. Redis counts monitors in the `normal` class of `client-output-buffer-limit`,
+/// unlimited by default; this fixed bound governs them instead.
 const MONITOR_BACKLOG_BYTES: usize = 32 << 20;
 
 /// The most lines a `MONITOR` client may have queued (its channel's capacity), which bounds the
@@ -62,6 +64,12 @@ enum End {
     Io,
     /// A `MONITOR` client fell too far behind the stream.
     MonitorLagging,
+    /// The client's pending output passed its `client-output-buffer-limit` class (`normal`
+    /// or `pubsub`), by the `hard` limit or the `soft` one for too long.
+    OutputBufferLimit {
+        class: &'static str,
+        limit: &'static str,
+    },
 }
 
 /// Serves one client until it ends.
@@ -76,6 +84,10 @@ where
     unwatch_all(&shared.ks, &mut client);
     if let End::MonitorLagging = end {
         tracing::warn!(id = info.id, addr = %info.peer.addr(), limit_bytes = MONITOR_BACKLOG_BYTES, "closing MONITOR client that fell behind");
+    }
+    if let End::OutputBufferLimit { class, limit } = end {
+        // Redis's words: "Client ... closed for overcoming of output buffer limits."
+        tracing::warn!(id = info.id, addr = %info.peer.addr(), class, limit, "client closed for overcoming of output buffer limits");
     }
     tracing::debug!(id = info.id, addr = %info.peer.addr(), reason = ?end, "client closed");
     let _ = stream.shutdown().await;
@@ -101,6 +113,12 @@ where
         kill: &info.kill_notify,
         sub: None,
     };
+    let mut inbox = Inbox {
+        hub: &shared.pubsub,
+        info,
+        mailbox: None,
+        protocol: Protocol::Resp2,
+    };
     // The kill and shutdown signals are waited on by futures that live as long as the
     // connection: once registered they stay registered, instead of joining and leaving the
     // waiter lists on every request (which cost a tenth of an unpipelined GET).
@@ -122,6 +140,7 @@ where
                         &args,
                         &mut output,
                         &mut recent,
+                        &mut inbox,
                         monitoring,
                     )
                     .await;
@@ -130,8 +149,8 @@ where
                         // stay bounded however many requests one read brought in.
                         Step::Continue if output.len() >= FLUSH_AT => {
                             info.note_buffers(&input, &output);
-                            let written = if watch.is_on() {
-                                watch.guard(write_out(shared, stream, &mut output)).await
+                            let written = if watch.is_on() || inbox.is_on() {
+                                guard(&watch, &inbox, write_out(shared, stream, &mut output)).await
                             } else {
                                 // The common case skips the guard's select: only a monitor's
                                 // write can be cut short.
@@ -173,6 +192,7 @@ where
                                     &mut input,
                                     &mut output,
                                     &mut recent,
+                                    &mut inbox,
                                     killed.as_mut(),
                                     shut_down.as_mut(),
                                 )
@@ -187,7 +207,8 @@ where
                             }
                         }
                         Step::Close(end) => {
-                            let _ = watch.guard(write_out(shared, stream, &mut output)).await;
+                            let _ =
+                                guard(&watch, &inbox, write_out(shared, stream, &mut output)).await;
                             return end;
                         }
                     }
@@ -202,14 +223,14 @@ where
                         client.protocol,
                         &mut output,
                     );
-                    let _ = watch.guard(write_out(shared, stream, &mut output)).await;
+                    let _ = guard(&watch, &inbox, write_out(shared, stream, &mut output)).await;
                     return End::Protocol;
                 }
             }
         }
         info.note_buffers(&input, &output);
-        let written = if watch.is_on() {
-            watch.guard(write_out(shared, stream, &mut output)).await
+        let written = if watch.is_on() || inbox.is_on() {
+            guard(&watch, &inbox, write_out(shared, stream, &mut output)).await
         } else {
             // Once per batch, so this skips the guard's select as above. The two write sites
             // stay inline: an async helper for them cost 46 more instructions per request.
@@ -238,7 +259,8 @@ where
             return End::Killed;
         }
         let monitoring = watch.is_on();
-        let timeout = if monitoring {
+        // Nor are subscribers, which may wait for messages as long as they like.
+        let timeout = if monitoring || client.subscriptions > 0 {
             0
         } else {
             shared.live.timeout_secs.load(Ordering::Relaxed)
@@ -263,6 +285,8 @@ where
             },
             // Not polled at all unless this client is monitoring.
             line = watch.next(), if monitoring => Woke::Line(line),
+            // Nor this unless it has used pub/sub.
+            _ = inbox.ready(), if inbox.is_on() => Woke::Mail,
             _ = &mut killed => return End::Killed,
             _ = &mut shut_down => return End::Shutdown,
         };
@@ -281,8 +305,30 @@ where
             Woke::Line(Some(line)) => {
                 // `CLIENT REPLY OFF` silences the stream too, as Redis's reply suppression does.
                 watch.take(line, &mut output, client.reply != ReplyMode::Off);
-                if let Err(end) = watch.guard(write_out(shared, stream, &mut output)).await {
+                if let Err(end) =
+                    guard(&watch, &inbox, write_out(shared, stream, &mut output)).await
+                {
                     return end;
+                }
+            }
+            Woke::Mail => {
+                // Messages go out whatever `CLIENT REPLY` says, as Redis's pushes do. A write's
+                // worth at a time, until the mailbox is empty: its signal may already have been
+                // taken while an earlier write waited.
+                loop {
+                    if let Err(end) = inbox.take(&mut output, FLUSH_AT) {
+                        return end;
+                    }
+                    if output.is_empty() {
+                        break;
+                    }
+                    info.note_buffers(&input, &output);
+                    if let Err(end) =
+                        guard(&watch, &inbox, write_out(shared, stream, &mut output)).await
+                    {
+                        return end;
+                    }
+                    info.note_flushed();
                 }
             }
         }
@@ -304,6 +350,8 @@ enum Woke {
     Read(usize),
     /// A `MONITOR` line arrived, or `None` when this monitor was cut off for falling behind.
     Line(Option<Bytes>),
+    /// Pub/sub messages arrived, or this subscriber was cut off.
+    Mail,
 }
 
 /// What the connection does after a command.
@@ -341,6 +389,7 @@ impl Blocked<'_> {
         input: &mut BytesMut,
         output: &mut BytesMut,
         recent: &mut Recent,
+        inbox: &mut Inbox<'_>,
         mut killed: std::pin::Pin<&mut K>,
         mut shut_down: std::pin::Pin<&mut D>,
     ) -> Result<Step, End>
@@ -380,7 +429,8 @@ impl Blocked<'_> {
         loop {
             if rerun {
                 client.woken = true;
-                let step = run_command(shared, info, client, &args, output, recent, false).await;
+                let step =
+                    run_command(shared, info, client, &args, output, recent, inbox, false).await;
                 client.woken = false;
                 match step {
                     // Woken but not served: whoever waits behind may be (`Blocking::pass_on`).
@@ -410,6 +460,14 @@ impl Blocked<'_> {
                     }
                 },
                 _ = &mut sleep => break,
+                // A RESP3 subscriber blocked on keys still gets its messages, as in Redis.
+                _ = inbox.ready(), if inbox.is_on() => {
+                    inbox.take(output, FLUSH_AT)?;
+                    tokio::select! {
+                        r = write_out(shared, stream, output) => r.map_err(|_| End::Io)?,
+                        end = inbox.cut() => return Err(end),
+                    }
+                }
                 r = stream.read_buf(input) => match r {
                     Ok(0) => return Err(End::PeerClosed),
                     Err(_) => return Err(End::Io),
@@ -497,6 +555,7 @@ async fn wait_if_paused(shared: &Shared, info: &ClientInfo, is_write: bool) {
 /// Runs one command and queues its reply. `monitoring` is true while this client is in
 /// `MONITOR` mode, where Redis treats it as a replica: it may not touch the keyspace, and
 /// `CLIENT PAUSE` does not hold it.
+#[allow(clippy::too_many_arguments)]
 async fn run_command(
     shared: &Arc<Shared>,
     info: &ClientInfo,
@@ -504,6 +563,7 @@ async fn run_command(
     args: &[Bytes],
     output: &mut BytesMut,
     recent: &mut Recent,
+    inbox: &mut Inbox<'_>,
     monitoring: bool,
 ) -> Step {
     // Resolve first so CLIENT LIST shows the command being run, and CLIENT PAUSE WRITE can tell
@@ -532,6 +592,15 @@ async fn run_command(
             spec,
             CommandError::err("Replica can't interact with the keyspace"),
         ),
+        // A subscribed RESP2 client reads every reply as a pub/sub message, so Redis lets it
+        // run only the commands that make sense there.
+        Ok(spec)
+            if client.subscriptions > 0
+                && client.protocol == Protocol::Resp2
+                && !allowed_when_subscribed(spec.name) =>
+        {
+            refuse(spec, subscribed_mode_error(spec.name))
+        }
         resolved => {
             let engine = Engine {
                 table: &shared.table,
@@ -602,10 +671,32 @@ async fn run_command(
             true
         }
     };
-    // Redis ignores MONITOR from a client that is already monitoring, without a reply.
-    let ignored = monitoring && action == Some(Action::Monitor);
+    // Pub/sub messages and confirmations queued meanwhile go first: Redis writes a message
+    // published to the client itself before the reply to its PUBLISH.
+    // The subscription count catches subscriptions made where the action was not returned
+    // (a command run inside another, such as EXEC), so the mailbox is always taken and left.
+    let subscribed_elsewhere = client.subscriptions > 0 && !inbox.is_on();
+    if action == Some(Action::Pubsub)
+        || subscribed_elsewhere
+        || (inbox.is_on() && inbox.protocol != client.protocol)
+    {
+        inbox.open(client);
+    }
+    if inbox.is_on() {
+        if let Err(end) = inbox.take(output, usize::MAX) {
+            return Step::Close(end);
+        }
+    }
+    // Redis ignores MONITOR from a client that is already monitoring, without a reply; the
+    // (un)subscribe commands' replies were in the mailbox.
+    let ignored = (monitoring && action == Some(Action::Monitor)) || action == Some(Action::Pubsub);
     if !skip && !ignored {
         encode(&ex.reply, client.protocol, output);
+        if output.len() > REPLY_BUFFER_BYTES {
+            if let Some(end) = over_output_limit(shared, client, output) {
+                return Step::Close(end);
+            }
+        }
     }
     if client.close_after_reply {
         return Step::Close(End::Quit);
@@ -618,6 +709,36 @@ async fn run_command(
         }
         _ => Step::Continue,
     }
+}
+
+/// The reply bytes Redis does not count against `client-output-buffer-limit`: its fixed 16 KiB
+/// reply buffer; only the reply list beyond it counts.
+const REPLY_BUFFER_BYTES: usize = 16 * 1024;
+
+/// Checks the replies waiting in `output` against the hard limit of the client's
+/// `client-output-buffer-limit` class (`pubsub` while subscribed, `normal` otherwise; a
+/// subscriber's mailbox is checked by the hub as messages arrive). Over it, the replies are
+/// dropped unsent and the client is closed, as Redis does. The soft limit needs the buffer to
+/// stay full for seconds, which replies written at the end of each batch never do here.
+#[cold]
+fn over_output_limit(shared: &Shared, client: &ClientState, output: &mut BytesMut) -> Option<End> {
+    let (class, hard) = if client.subscriptions > 0 {
+        ("pubsub", shared.pubsub.hard_limit())
+    } else {
+        (
+            "normal",
+            shared.live.normal_output_hard.load(Ordering::Relaxed),
+        )
+    };
+    let counted = (output.len() - REPLY_BUFFER_BYTES) as u64;
+    if hard == 0 || counted < hard {
+        return None;
+    }
+    output.clear();
+    Some(End::OutputBufferLimit {
+        class,
+        limit: "hard",
+    })
 }
 
 /// True for the commands Redis refuses from replicas, and so from monitors: reads, writes and
@@ -959,6 +1080,102 @@ impl Watch<'_> {
 impl Drop for Watch<'_> {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// One connection's side of pub/sub: its mailbox in the hub, from its first (un)subscribe
+/// command until it disconnects, when it leaves every channel.
+struct Inbox<'a> {
+    hub: &'a Hub,
+    info: &'a ClientInfo,
+    mailbox: Option<Arc<Mailbox>>,
+    /// The protocol the mailbox encodes in.
+    protocol: Protocol,
+}
+
+impl Inbox<'_> {
+    fn is_on(&self) -> bool {
+        self.mailbox.is_some()
+    }
+
+    /// Takes the client's mailbox from the hub after its first (un)subscribe command, and keeps
+    /// the mailbox's protocol in step with the client's (`HELLO` may switch it).
+    fn open(&mut self, client: &ClientState) {
+        match &self.mailbox {
+            None => {
+                self.mailbox = self.hub.mailbox(client.id);
+                self.info.details.lock().mailbox = self.mailbox.clone();
+            }
+            Some(m) => m.set_protocol(client.protocol),
+        }
+        self.protocol = client.protocol;
+    }
+
+    /// Moves queued messages into `output` (until it holds `upto` bytes), or reports that this
+    /// subscriber was cut off for exceeding its output buffer limit.
+    fn take(&self, output: &mut BytesMut, upto: usize) -> Result<(), End> {
+        match self.mailbox.as_ref().map(|m| m.drain(output, upto)) {
+            Some(Drained::Cut(limit)) => Err(End::OutputBufferLimit {
+                class: "pubsub",
+                limit,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Completes when messages may be waiting; never for a client without a mailbox. Checks
+    /// the queue first, since a write's guard may have taken the signal of what is there.
+    async fn ready(&self) {
+        match &self.mailbox {
+            Some(m) if m.has_news() => {}
+            Some(m) => m.ready().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Completes once this subscriber is cut off; never otherwise.
+    async fn cut(&self) -> End {
+        let Some(m) = &self.mailbox else {
+            return std::future::pending().await;
+        };
+        loop {
+            if let Some(which) = m.cut_reason() {
+                return End::OutputBufferLimit {
+                    class: "pubsub",
+                    limit: which,
+                };
+            }
+            m.ready().await;
+        }
+    }
+}
+
+impl Drop for Inbox<'_> {
+    fn drop(&mut self) {
+        // Unconditionally: a command run inside another (EXEC) may have registered the client
+        // without this connection taking its mailbox. Free when the hub has no clients.
+        self.hub.leave(self.info.id);
+        if self.mailbox.take().is_some() {
+            self.info.details.lock().mailbox = None;
+        }
+    }
+}
+
+/// Runs a write for a monitor or a subscriber, giving up when it is cut off or killed
+/// meanwhile: a client that stopped reading would otherwise hold its connection in the write
+/// forever, while its queue is already bounded by the hub or the monitor stream.
+async fn guard(
+    watch: &Watch<'_>,
+    inbox: &Inbox<'_>,
+    write: impl Future<Output = std::io::Result<()>>,
+) -> Result<(), End> {
+    if !inbox.is_on() {
+        return watch.guard(write).await;
+    }
+    tokio::select! {
+        r = watch.guard(write) => r,
+        end = inbox.cut() => Err(end),
+        _ = watch.kill.notified() => Err(End::Killed),
     }
 }
 

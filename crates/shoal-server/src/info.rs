@@ -381,14 +381,18 @@ fn section(s: &Shared, cfg: &Config, name: &str, out: &mut String) {
             line(out, "cluster_connections", 0);
             line(out, "maxclients", cfg.int("maxclients"));
             // Redis keeps the largest buffers of the last few seconds; Shoal reads the current
-            // clients. Output is 0 because, like `omem`, it counts reply-list memory, which
-            // Shoal does not have (see `CLIENT LIST`).
+            // clients. Output counts, like `omem`, what stands for Redis's reply list: a
+            // subscriber's undelivered messages (see `CLIENT LIST`).
             line(
                 out,
                 "client_recent_max_input_buffer",
                 summary.max_input_buffer,
             );
-            line(out, "client_recent_max_output_buffer", 0);
+            line(
+                out,
+                "client_recent_max_output_buffer",
+                summary.max_output_buffer,
+            );
             line(
                 out,
                 "blocked_clients",
@@ -770,14 +774,15 @@ fn stats(s: &Shared, out: &mut String) {
     );
     line(out, "keyspace_hits", ks.hits);
     line(out, "keyspace_misses", ks.misses);
-    // Pub/Sub, forks, MIGRATE, replicas, defragmentation and client-side caching do not exist
-    // (yet), so their counters are 0.
+    let (channels, patterns, shard) = s.pubsub.counts();
+    line(out, "pubsub_channels", channels);
+    line(out, "pubsub_patterns", patterns);
+    line(out, "pubsubshard_channels", shard);
+    // Forks, MIGRATE, replicas, defragmentation and client-side caching do not exist (yet), so
+    // their counters are 0.
     zeros(
         out,
         &[
-            "pubsub_channels",
-            "pubsub_patterns",
-            "pubsubshard_channels",
             "latest_fork_usec",
             "total_forks",
             "migrate_cached_sockets",

@@ -12,6 +12,7 @@ mod cron;
 mod http;
 mod info;
 mod metrics;
+mod pubsub;
 mod server;
 mod shared;
 mod status;

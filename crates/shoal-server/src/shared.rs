@@ -9,7 +9,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use shoal_commands::{
-    ClientFilter, ClientState, CommandError, CommandLimits, CommandTable, ServerOps,
+    ClientFilter, ClientState, CommandError, CommandLimits, CommandTable, PubsubKind, ServerOps,
+    Subscriptions,
 };
 use shoal_resp::{Frame, Limits};
 use shoal_storage::{Garbage, Keyspace, Policy};
@@ -60,6 +61,8 @@ pub struct Live {
     pub slowlog_max_len: AtomicU64,
     /// `latency-monitor-threshold` in milliseconds (0: off).
     pub latency_threshold_ms: AtomicU64,
+    /// The hard limit of `client-output-buffer-limit normal`, in bytes (0: none).
+    pub normal_output_hard: AtomicU64,
 }
 
 /// Everything shared by the server's tasks.
@@ -110,6 +113,8 @@ pub struct Shared {
     pub type_limits: RwLock<shoal_storage::TypeLimits>,
     /// Clients blocked on keys (`BLPOP` and friends).
     pub blocking: crate::blocking::Blocking,
+    /// Pub/sub subscriptions and the subscribers' mailboxes.
+    pub pubsub: crate::pubsub::Hub,
 }
 
 impl Shared {
@@ -158,6 +163,7 @@ impl Shared {
                 slowlog_slower_than: Default::default(),
                 slowlog_max_len: AtomicU64::new(0),
                 latency_threshold_ms: AtomicU64::new(0),
+                normal_output_hard: AtomicU64::new(0),
             },
             config: RwLock::new(cfg),
             clients: Clients::default(),
@@ -185,6 +191,7 @@ impl Shared {
             monitors: Default::default(),
             type_limits: RwLock::new(shoal_storage::TypeLimits::default()),
             blocking: Default::default(),
+            pubsub: Default::default(),
         });
         let cfg = shared.config.read().clone();
         shared.apply_all(&cfg);
@@ -246,6 +253,10 @@ impl Shared {
             stream_node_max_entries: cfg.int("stream-node-max-entries") as usize,
             hll_sparse_max_bytes: cfg.bytes("hll-sparse-max-bytes") as usize,
         };
+        let output_limits = cfg.output_limits();
+        self.pubsub.set_limit(output_limits.pubsub);
+        l.normal_output_hard
+            .store(output_limits.normal.hard, Ordering::Relaxed);
         let ev = &self.ks.eviction;
         ev.set_maxmemory(cfg.bytes("maxmemory"));
         if let Some(p) = Policy::parse(cfg.get("maxmemory-policy")) {
@@ -273,6 +284,19 @@ impl Shared {
     /// Starts a shutdown.
     pub fn request_shutdown(&self) {
         let _ = self.shutdown.send(true);
+    }
+
+    /// Publishes `message` on `channel` as `PUBLISH` does, to the channel's subscribers and
+    /// those of every matching pattern; returns how many received it. For server-side
+    /// publishers such as keyspace notifications. Takes no stripe lock.
+    pub fn publish(&self, channel: &[u8], message: &[u8]) -> usize {
+        self.pubsub
+            .publish(PubsubKind::Channel, channel, message, self.now_secs())
+    }
+
+    /// Unix time in seconds.
+    fn now_secs(&self) -> u64 {
+        self.clock.now_us() / 1_000_000
     }
 }
 
@@ -356,7 +380,10 @@ impl ServerOps for Shared {
             }
             let value = String::from_utf8_lossy(v).into_owned();
             let words = match p.kind {
-                config::Kind::SavePairs | config::Kind::AddrList | config::Kind::Percentiles => {
+                config::Kind::SavePairs
+                | config::Kind::AddrList
+                | config::Kind::Percentiles
+                | config::Kind::OutputLimits => {
                     value.split_whitespace().map(str::to_string).collect()
                 }
                 _ => vec![value],
@@ -622,6 +649,53 @@ impl ServerOps for Shared {
                 cdf: snap.redis_cdf(),
             })
             .collect()
+    }
+
+    fn publish(&self, kind: PubsubKind, channel: &[u8], message: &[u8]) -> usize {
+        match kind {
+            PubsubKind::Channel => Shared::publish(self, channel, message),
+            _ => self.pubsub.publish(kind, channel, message, self.now_secs()),
+        }
+    }
+
+    fn subscribe(
+        &self,
+        client: &ClientState,
+        kind: PubsubKind,
+        names: &[Bytes],
+        inline: bool,
+    ) -> Subscriptions {
+        let now = self.now_secs();
+        self.pubsub
+            .subscribe(client.id, client.protocol, kind, names, inline, now)
+    }
+
+    fn unsubscribe(
+        &self,
+        client: &ClientState,
+        kind: PubsubKind,
+        names: &[Bytes],
+        inline: bool,
+    ) -> Subscriptions {
+        let now = self.now_secs();
+        self.pubsub
+            .unsubscribe(client.id, client.protocol, kind, names, inline, now)
+    }
+
+    fn unsubscribe_all(&self, id: u64) {
+        self.pubsub.unsubscribe_all(id);
+    }
+
+    fn pubsub_channels(&self, kind: PubsubKind, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        self.pubsub.channels(kind, pattern)
+    }
+
+    fn pubsub_numsub(&self, kind: PubsubKind, channels: &[Bytes]) -> Vec<usize> {
+        self.pubsub.numsub(kind, channels)
+    }
+
+    fn pubsub_numpat(&self) -> usize {
+        self.pubsub.counts().1
     }
 
     fn latency_doctor(&self) -> String {

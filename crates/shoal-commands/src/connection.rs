@@ -4,7 +4,7 @@ use bytes::Bytes;
 use shoal_resp::{Frame, Protocol};
 
 use crate::args::{self, is};
-use crate::cx::{ClientFilter, Cx, ReplyMode};
+use crate::cx::{ClientFilter, Cx, ReplyMode, TrackingMode};
 use crate::error::{CmdResult, CommandError};
 use crate::help::help_reply;
 use crate::keys::{db_index, int_arg};
@@ -55,12 +55,28 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         .doc("A container for client connection commands.", "2.4.0")
         .subcommands(&[
             client_sub(
+                "client|caching",
+                3,
+                Flags(0),
+                "Instruct the server about tracking or not keys in the next request",
+                "6.0.0",
+                client_caching,
+            ),
+            client_sub(
                 "client|getname",
                 2,
                 Flags(0),
                 "Returns the name of the connection.",
                 "2.6.9",
                 client_getname,
+            ),
+            client_sub(
+                "client|getredir",
+                2,
+                Flags(0),
+                "Get tracking notifications redirection client ID if any",
+                "6.0.0",
+                client_getredir,
             ),
             spec(
                 "client|help",
@@ -151,6 +167,22 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
                 "Sets the connection name.",
                 "2.6.9",
                 client_setname,
+            ),
+            client_sub(
+                "client|tracking",
+                -3,
+                Flags(0),
+                "Enable or disable server assisted client side caching support",
+                "6.0.0",
+                client_tracking,
+            ),
+            client_sub(
+                "client|trackinginfo",
+                2,
+                Flags(0),
+                "Return information about server assisted client side caching for the current connection",
+                "6.2.0",
+                client_trackinginfo,
             ),
             client_sub(
                 "client|unblock",
@@ -381,6 +413,10 @@ fn hello(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
 // Command: RESET
 fn reset(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
     crate::transactions::unwatch_all(cx.ks, cx.client);
+    if cx.client.tracking.take().is_some() {
+        cx.server.tracking_disable(cx.client.id);
+    }
+    cx.client.tracking_caching = false;
     let c = &mut *cx.client;
     c.multi = None;
     c.db = 0;
@@ -645,6 +681,174 @@ fn client_unblock(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     let id = crate::args::int(&a[2])?;
     let done = u64::try_from(id).is_ok_and(|id| cx.server.client_unblock(id, error));
     Ok(Frame::Integer(done as i64))
+}
+
+// Command: CLIENT TRACKING
+// > CLIENT TRACKING on PREFIX a       => (error) ERR PREFIX option requires BCAST mode to be enabled
+// > CLIENT TRACKING on BCAST PREFIX a => OK
+fn client_tracking(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    let mut mode = TrackingMode::default();
+    let mut prefixes: Vec<Bytes> = Vec::new();
+    let mut i = 3;
+    while i < a.len() {
+        let more = i + 1 < a.len();
+        let opt = &a[i];
+        if is(opt, "redirect") && more {
+            i += 1;
+            if mode.redirect != 0 {
+                return Err(CommandError::err(
+                    "A client can only redirect to a single other client",
+                ));
+            }
+            let id = args::int(&a[i])?;
+            // Redis requires the client to exist now, even though it may leave later.
+            if id <= 0 || !cx.server.client_exists(id as u64) {
+                return Err(CommandError::err(
+                    "The client ID you want redirect to does not exist",
+                ));
+            }
+            mode.redirect = id as u64;
+        } else if is(opt, "bcast") {
+            mode.bcast = true;
+        } else if is(opt, "optin") {
+            mode.optin = true;
+        } else if is(opt, "optout") {
+            mode.optout = true;
+        } else if is(opt, "noloop") {
+            mode.noloop = true;
+        } else if is(opt, "prefix") && more {
+            i += 1;
+            prefixes.push(a[i].clone());
+        } else {
+            return Err(CommandError::Syntax);
+        }
+        i += 1;
+    }
+    if is(&a[2], "off") {
+        if cx.client.tracking.take().is_some() {
+            cx.server.tracking_disable(cx.client.id);
+        }
+        cx.client.tracking_caching = false;
+        return Ok(Frame::ok());
+    }
+    if !is(&a[2], "on") {
+        return Err(CommandError::Syntax);
+    }
+    if !mode.bcast && !prefixes.is_empty() {
+        return Err(CommandError::err(
+            "PREFIX option requires BCAST mode to be enabled",
+        ));
+    }
+    if let Some(old) = cx.client.tracking {
+        if old.bcast != mode.bcast {
+            return Err(CommandError::err(
+                "You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.",
+            ));
+        }
+    }
+    if mode.bcast && (mode.optin || mode.optout) {
+        return Err(CommandError::err(
+            "OPTIN and OPTOUT are not compatible with BCAST",
+        ));
+    }
+    if mode.optin && mode.optout {
+        return Err(CommandError::err(
+            "You can't specify both OPTIN mode and OPTOUT mode",
+        ));
+    }
+    if let Some(old) = cx.client.tracking {
+        if (mode.optin && old.optout) || (mode.optout && old.optin) {
+            return Err(CommandError::err(
+                "You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.",
+            ));
+        }
+    }
+    cx.server.tracking_enable(cx.client.id, mode, &prefixes)?;
+    cx.client.tracking = Some(mode);
+    Ok(Frame::ok())
+}
+
+// Command: CLIENT CACHING
+// > CLIENT CACHING yes   => (error) ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled
+fn client_caching(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    let Some(mode) = cx.client.tracking else {
+        return Err(CommandError::err(
+            "CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
+        ));
+    };
+    if is(&a[2], "yes") {
+        if !mode.optin {
+            return Err(CommandError::err(
+                "CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.",
+            ));
+        }
+    } else if is(&a[2], "no") {
+        if !mode.optout {
+            return Err(CommandError::err(
+                "CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.",
+            ));
+        }
+    } else {
+        return Err(CommandError::Syntax);
+    }
+    cx.client.tracking_caching = true;
+    Ok(Frame::ok())
+}
+
+// Command: CLIENT GETREDIR
+// > CLIENT GETREDIR   => (integer) -1
+fn client_getredir(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    Ok(Frame::Integer(
+        cx.client.tracking.map_or(-1, |m| m.redirect as i64),
+    ))
+}
+
+// Command: CLIENT TRACKINGINFO
+// > CLIENT TRACKINGINFO   => {flags => [off], redirect => -1, prefixes => []}
+fn client_trackinginfo(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    let mut flags = Vec::new();
+    let (prefixes, broken) = cx.server.tracking_info(cx.client.id);
+    match cx.client.tracking {
+        None => flags.push("off"),
+        Some(m) => {
+            flags.push("on");
+            if m.bcast {
+                flags.push("bcast");
+            }
+            if m.optin {
+                flags.push("optin");
+                if cx.client.tracking_caching {
+                    flags.push("caching-yes");
+                }
+            }
+            if m.optout {
+                flags.push("optout");
+                if cx.client.tracking_caching {
+                    flags.push("caching-no");
+                }
+            }
+            if m.noloop {
+                flags.push("noloop");
+            }
+            if broken {
+                flags.push("broken_redirect");
+            }
+        }
+    }
+    Ok(Frame::Map(vec![
+        (
+            Frame::bulk("flags"),
+            Frame::Set(flags.into_iter().map(Frame::bulk).collect()),
+        ),
+        (
+            Frame::bulk("redirect"),
+            Frame::Integer(cx.client.tracking.map_or(-1, |m| m.redirect as i64)),
+        ),
+        (
+            Frame::bulk("prefixes"),
+            Frame::Array(prefixes.into_iter().map(Frame::Bulk).collect()),
+        ),
+    ]))
 }
 
 fn client_unpause(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {

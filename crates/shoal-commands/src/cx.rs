@@ -81,6 +81,17 @@ pub struct ShutdownOptions {
     pub force: bool,
 }
 
+/// How a client tracks keys for client-side caching (`CLIENT TRACKING ON ...`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrackingMode {
+    /// The client that receives the invalidations (0: this one).
+    pub redirect: u64,
+    pub bcast: bool,
+    pub optin: bool,
+    pub optout: bool,
+    pub noloop: bool,
+}
+
 /// Per-connection state that commands read and change.
 #[derive(Debug, Clone)]
 pub struct ClientState {
@@ -115,6 +126,10 @@ pub struct ClientState {
     /// count and show to monitors; the connection empties it after each command. It lives here
     /// rather than in each command's result so ordinary commands carry nothing extra.
     pub nested: Vec<crate::dispatch::Nested>,
+    /// Client-side caching, when on.
+    pub tracking: Option<TrackingMode>,
+    /// `CLIENT CACHING YES|NO` applies to the next command.
+    pub tracking_caching: bool,
 }
 
 impl ClientState {
@@ -165,6 +180,8 @@ impl ClientState {
             multi: None,
             watching: None,
             nested: Vec::new(),
+            tracking: None,
+            tracking_caching: false,
         }
     }
 }
@@ -221,6 +238,26 @@ pub trait ServerOps: Send + Sync {
     /// `CLIENT UNBLOCK`: releases a client blocked on keys, as if its timeout passed or with
     /// an `-UNBLOCKED` error; false when that client is not blocked on keys.
     fn client_unblock(&self, _id: u64, _error: bool) -> bool {
+        false
+    }
+    /// `CLIENT TRACKING ON`: registers the client's mode and `BCAST` prefixes (checking them
+    /// against those it has), or refuses with Redis's error.
+    fn tracking_enable(
+        &self,
+        _id: u64,
+        _mode: TrackingMode,
+        _prefixes: &[Bytes],
+    ) -> Result<(), CommandError> {
+        Err(CommandError::err("client tracking is not available here"))
+    }
+    /// `CLIENT TRACKING OFF`.
+    fn tracking_disable(&self, _id: u64) {}
+    /// The client's `BCAST` prefixes and whether its redirection broke (`CLIENT TRACKINGINFO`).
+    fn tracking_info(&self, _id: u64) -> (Vec<Bytes>, bool) {
+        (Vec::new(), false)
+    }
+    /// Whether a client with this id is connected (`REDIRECT` must name one).
+    fn client_exists(&self, _id: u64) -> bool {
         false
     }
     /// `MEMORY STATS` fields.

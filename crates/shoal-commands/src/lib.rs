@@ -31,7 +31,7 @@ mod zsets;
 pub use connection::REDIS_COMPAT_VERSION;
 pub use cx::{
     Action, BlockSpec, ClientFilter, ClientState, CommandLimits, Cx, InertServer, LatencyHistogram,
-    PubsubKind, ReplyMode, ServerOps, ShutdownOptions, Subscriptions,
+    PubsubKind, ReplyMode, ServerOps, ShutdownOptions, Subscriptions, TrackingMode,
 };
 pub use dispatch::{resolve, resolve_with, Engine, Executed, NameCache, Nested, Resolved};
 pub use error::{CmdResult, CommandError};

@@ -368,6 +368,16 @@ pub const PARAMS: &[Param] = &[
         "Per client class (normal, replica, pubsub): hard limit, soft limit and soft seconds of undelivered output; a pub/sub subscriber over its hard limit, or over its soft limit for longer than the seconds, is disconnected (0 = no limit).",
     ),
     p(
+        "tracking-table-max-keys",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "1000000",
+        true,
+        "Client-side caching: keys remembered for tracking clients before the oldest are invalidated early (0: unlimited).",
+    ),
+    p(
         "lazyfree-lazy-user-flush",
         Kind::Bool,
         "no",

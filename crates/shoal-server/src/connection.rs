@@ -80,8 +80,11 @@ where
     let authenticated = !shared.live.has_password.load(Ordering::Relaxed);
     let mut client = ClientState::new(info.id, authenticated);
     let end = run(&shared, &mut stream, &info, &mut client).await;
-    // A client that leaves takes its watched keys with it.
+    // A client that leaves takes its watched keys and its tracking with it.
     unwatch_all(&shared.ks, &mut client);
+    if client.tracking.is_some() {
+        shared.stop_tracking(info.id);
+    }
     if let End::MonitorLagging = end {
         tracing::warn!(id = info.id, addr = %info.peer.addr(), limit_bytes = MONITOR_BACKLOG_BYTES, "closing MONITOR client that fell behind");
     }
@@ -632,6 +635,13 @@ async fn run_command(
     let finished = Instant::now();
     info.command_finished();
     let nanos = finished.duration_since(started).as_nanos() as u64;
+    // Client-side caching: keys this command read are remembered, keys it changed are
+    // invalidated; what this client itself is owed is written after its reply.
+    let owed = if shared.tracking.active() > 0 {
+        track(shared, client, &ex, args)
+    } else {
+        Vec::new()
+    };
     // The commands a transaction ran are counted and shown to monitors one by one, before
     // the EXEC itself, as Redis does. Their individual run times are not measured (handlers
     // never read a clock); the EXEC's covers them all.
@@ -675,7 +685,9 @@ async fn run_command(
     // published to the client itself before the reply to its PUBLISH.
     // The subscription count catches subscriptions made where the action was not returned
     // (a command run inside another, such as EXEC), so the mailbox is always taken and left.
-    let subscribed_elsewhere = client.subscriptions > 0 && !inbox.is_on();
+    // A tracking client receives its invalidations through a mailbox too.
+    let subscribed_elsewhere =
+        (client.subscriptions > 0 || client.tracking.is_some()) && !inbox.is_on();
     if action == Some(Action::Pubsub)
         || subscribed_elsewhere
         || (inbox.is_on() && inbox.protocol != client.protocol)
@@ -692,6 +704,9 @@ async fn run_command(
     let ignored = (monitoring && action == Some(Action::Monitor)) || action == Some(Action::Pubsub);
     if !skip && !ignored {
         encode(&ex.reply, client.protocol, output);
+        for frame in &owed {
+            encode(frame, client.protocol, output);
+        }
         if output.len() > REPLY_BUFFER_BYTES {
             if let Some(end) = over_output_limit(shared, client, output) {
                 return Step::Close(end);
@@ -759,6 +774,66 @@ fn refuse(spec: &'static CommandSpec, error: CommandError) -> Executed {
         queued: false,
         journal: Default::default(),
     }
+}
+
+/// Client-side caching after one command: remembers the keys a tracking client read (honouring
+/// OPTIN/OPTOUT and `CLIENT CACHING`), invalidates the keys the command changed or flushed, and
+/// returns the frames this client is owed.
+#[cold]
+#[inline(never)]
+fn track(shared: &Shared, client: &mut ClientState, ex: &Executed, args: &[Bytes]) -> Vec<Frame> {
+    let mut owed = Vec::new();
+    if let (Some(mode), Some(spec)) = (client.tracking, ex.spec) {
+        let wanted =
+            !((mode.optin && !client.tracking_caching) || (mode.optout && client.tracking_caching));
+        if !mode.bcast && wanted && !ex.rejected && !ex.queued {
+            let reads = |spec: &CommandSpec| {
+                spec.flags.has(Flags::READONLY) && !spec.flags.has(Flags::PUBSUB)
+            };
+            if reads(spec) {
+                let keys = spec.key_positions(args).map(|i| &args[i][..]);
+                owed.extend(shared.tracking.remember(client.id, keys));
+            }
+            for n in &client.nested {
+                if let (Some(s), false) = (n.spec, n.rejected) {
+                    if reads(s) {
+                        let keys = s.key_positions(&n.args).map(|i| &n.args[i][..]);
+                        owed.extend(shared.tracking.remember(client.id, keys));
+                    }
+                }
+            }
+        }
+        // As in Redis, any CLIENT subcommand (not only CACHING) leaves the flag for the next
+        // command, and so does queueing inside MULTI.
+        if client.tracking_caching && !spec.name.starts_with("client|") && client.multi.is_none() {
+            client.tracking_caching = false;
+        }
+    }
+    let flushes = |spec: Option<&CommandSpec>, failed: bool| {
+        !failed && spec.is_some_and(|s| matches!(s.name, "flushall" | "flushdb"))
+    };
+    if flushes(ex.spec, ex.error.is_some() || ex.queued)
+        || client
+            .nested
+            .iter()
+            .any(|n| flushes(n.spec, n.error.is_some()))
+    {
+        owed.extend(shared.tracking.flush());
+    }
+    if let Some(events) = &ex.journal.events {
+        owed.extend(
+            shared
+                .tracking
+                .invalidate(client.id, events.iter().map(|e| &e.key[..])),
+        );
+    }
+    crate::tracking::deliver(
+        shared,
+        owed,
+        client.id,
+        client.protocol,
+        client.subscriptions > 0,
+    )
 }
 
 /// Counts the commands an `EXEC` ran and shows them to monitors.
@@ -1104,6 +1179,10 @@ impl Inbox<'_> {
         match &self.mailbox {
             None => {
                 self.mailbox = self.hub.mailbox(client.id);
+                // A mailbox made for client-side caching starts without a protocol.
+                if let Some(m) = &self.mailbox {
+                    m.set_protocol(client.protocol);
+                }
                 self.info.details.lock().mailbox = self.mailbox.clone();
             }
             Some(m) => m.set_protocol(client.protocol),

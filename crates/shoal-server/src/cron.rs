@@ -65,6 +65,13 @@ pub fn tick(shared: &Shared, period: Duration) {
     shared.ks.evict_if_needed(now, &mut journal);
     drop(gate);
     shared.stats.dirty(journal.dirty);
+    // Keys that expired or were evicted are invalidated for the clients caching them.
+    if let (true, Some(events)) = (shared.tracking.active() > 0, &journal.events) {
+        let owed = shared
+            .tracking
+            .invalidate(0, events.iter().map(|e| &e.key[..]));
+        crate::tracking::deliver(shared, owed, 0, shoal_resp::Protocol::Resp2, false);
+    }
 
     let (commands, net_in, net_out) = shared.stats.traffic();
     let m = &shared.meters;

@@ -398,7 +398,7 @@ fn section(s: &Shared, cfg: &Config, name: &str, out: &mut String) {
                 "blocked_clients",
                 s.blocked_clients.load(Ordering::Relaxed),
             );
-            line(out, "tracking_clients", 0);
+            line(out, "tracking_clients", s.tracking.active());
             line(out, "clients_in_timeout_table", 0);
         }
         "memory" => memory_section(s, cfg, out),
@@ -793,12 +793,13 @@ fn stats(s: &Shared, out: &mut String) {
             "active_defrag_key_misses",
             "total_active_defrag_time",
             "current_active_defrag_time",
-            "tracking_total_keys",
-            "tracking_total_items",
-            "tracking_total_prefixes",
-            "unexpected_error_replies",
         ],
     );
+    let (keys, items, prefixes) = s.tracking.totals();
+    line(out, "tracking_total_keys", keys);
+    line(out, "tracking_total_items", items);
+    line(out, "tracking_total_prefixes", prefixes);
+    line(out, "unexpected_error_replies", 0);
     let errors: u64 = s.stats.errors().iter().map(|(_, n)| n).sum();
     line(out, "total_error_replies", errors);
     line(out, "dump_payload_sanitizations", 0);

@@ -16,6 +16,7 @@ mod pubsub;
 mod server;
 mod shared;
 mod status;
+mod tracking;
 
 use std::sync::Arc;
 

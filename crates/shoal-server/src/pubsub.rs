@@ -351,6 +351,38 @@ impl Hub {
         }
     }
 
+    /// Gives client `id` a mailbox without subscribing it to anything (a client tracking keys
+    /// receives its invalidations there).
+    pub fn open(&self, id: u64) {
+        let mut registry = self.registry.write();
+        registry
+            .clients
+            .entry(id)
+            .or_insert_with(|| Subscriber::new(id, &self.clients));
+    }
+
+    /// Queues a frame for client `id`, built for its mailbox's protocol and whether it is
+    /// subscribed to anything (`build` returns `None` when nothing fits). False when the client
+    /// has no mailbox.
+    pub fn push_to(
+        &self,
+        id: u64,
+        build: impl Fn(Protocol, bool) -> Option<Frame>,
+        now_secs: u64,
+    ) -> bool {
+        let registry = self.registry.read();
+        let Some(sub) = registry.clients.get(&id) else {
+            return false;
+        };
+        let m = &sub.mailbox;
+        let protocol = m.queue.lock().protocol.unwrap_or(Protocol::Resp2);
+        if let Some(frame) = build(protocol, m.total() > 0) {
+            let mut encoded = Encoded::new(&frame);
+            m.deliver(&mut encoded, self.limit(), now_secs);
+        }
+        true
+    }
+
     /// The mailbox of client `id`, once it has used a subscribe or unsubscribe command.
     pub fn mailbox(&self, id: u64) -> Option<Arc<Mailbox>> {
         self.registry

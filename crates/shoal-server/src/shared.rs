@@ -115,6 +115,8 @@ pub struct Shared {
     pub blocking: crate::blocking::Blocking,
     /// Pub/sub subscriptions and the subscribers' mailboxes.
     pub pubsub: crate::pubsub::Hub,
+    /// Client-side caching: who may hold which keys.
+    pub tracking: crate::tracking::Tracking,
 }
 
 impl Shared {
@@ -192,6 +194,7 @@ impl Shared {
             type_limits: RwLock::new(shoal_storage::TypeLimits::default()),
             blocking: Default::default(),
             pubsub: Default::default(),
+            tracking: Default::default(),
         });
         let cfg = shared.config.read().clone();
         shared.apply_all(&cfg);
@@ -220,6 +223,9 @@ impl Shared {
         l.has_password
             .store(!cfg.get("requirepass").is_empty(), Ordering::Relaxed);
         l.hz.store(cfg.int("hz") as u64, Ordering::Relaxed);
+        self.tracking
+            .max_keys
+            .store(cfg.int("tracking-table-max-keys") as u64, Ordering::Relaxed);
         l.expire_effort
             .store(cfg.int("active-expire-effort") as u64, Ordering::Relaxed);
         l.lazy_user_flush
@@ -295,7 +301,7 @@ impl Shared {
     }
 
     /// Unix time in seconds.
-    fn now_secs(&self) -> u64 {
+    pub fn now_secs(&self) -> u64 {
         self.clock.now_us() / 1_000_000
     }
 }
@@ -328,6 +334,16 @@ fn config_error(name: &str, msg: &str) -> CommandError {
     CommandError::err(format!(
         "CONFIG SET failed (possibly related to argument '{name}') - {msg}"
     ))
+}
+
+impl Shared {
+    /// Turns client `id`'s tracking off (`CLIENT TRACKING OFF`, `RESET`, disconnect); the last
+    /// tracking client stops the key events tracking needs.
+    pub fn stop_tracking(&self, id: u64) {
+        if self.tracking.disable(id) && self.tracking.active() == 0 {
+            self.ks.listen_key_events(false);
+        }
+    }
 }
 
 impl ServerOps for Shared {
@@ -481,6 +497,32 @@ impl ServerOps for Shared {
     fn client_unpause(&self) {
         self.pause_until.store(0, Ordering::Relaxed);
         self.unpaused.notify_waiters();
+    }
+
+    fn tracking_enable(
+        &self,
+        id: u64,
+        mode: shoal_commands::TrackingMode,
+        prefixes: &[Bytes],
+    ) -> Result<(), CommandError> {
+        // The mailbox first, so no invalidation can find the client without one.
+        self.pubsub.open(id);
+        if self.tracking.enable(id, mode, prefixes)? && self.tracking.active() == 1 {
+            self.ks.listen_key_events(true);
+        }
+        Ok(())
+    }
+
+    fn tracking_disable(&self, id: u64) {
+        self.stop_tracking(id);
+    }
+
+    fn tracking_info(&self, id: u64) -> (Vec<Bytes>, bool) {
+        self.tracking.info(id)
+    }
+
+    fn client_exists(&self, id: u64) -> bool {
+        self.clients.all().iter().any(|c| c.id == id)
     }
 
     fn client_unblock(&self, id: u64, error: bool) -> bool {

@@ -748,6 +748,15 @@ impl Table {
                 continue;
             }
             let buckets = shard.num_buckets();
+            // Random buckets until one holds a member gives every member the same chance; the
+            // shards shrink when they become sparse, so this rarely takes more than a few tries. Only
+            // then the walk forward, which favours members after empty runs.
+            for _ in 0..64 {
+                let b = (rng() % buckets as u64) as usize;
+                if shard.get_bucket(b).is_some() {
+                    return Some((at.0, at.1, b));
+                }
+            }
             let b0 = (r % buckets as u64) as usize;
             for k in 0..buckets {
                 let b = (b0 + k) % buckets;

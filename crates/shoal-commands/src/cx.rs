@@ -260,6 +260,24 @@ pub trait ServerOps: Send + Sync {
     fn client_exists(&self, _id: u64) -> bool {
         false
     }
+    /// A script starts running (`eval`: an `EVAL` script, else a function). While it runs past
+    /// `busy-reply-threshold`, other clients are answered `-BUSY`.
+    fn script_begin(&self, _eval: bool) {}
+    /// The running script wrote to the dataset, so it can no longer be killed.
+    fn script_wrote(&self) {}
+    /// Whether `SCRIPT KILL` or `FUNCTION KILL` asked the running script to stop; the script
+    /// engine polls this from its instruction hook.
+    fn script_killed(&self) -> bool {
+        false
+    }
+    /// The script ended.
+    fn script_end(&self) {}
+    /// `SCRIPT KILL` (`eval`) or `FUNCTION KILL`, with Redis's `NOTBUSY`/`UNKILLABLE` refusals.
+    fn script_kill(&self, _eval: bool) -> Result<(), CommandError> {
+        Err(CommandError::Other(
+            "NOTBUSY No scripts in execution right now.".into(),
+        ))
+    }
     /// `MEMORY STATS` fields.
     fn memory_stats(&self) -> Vec<(String, Frame)>;
     /// `MEMORY MALLOC-STATS` text.

@@ -168,16 +168,25 @@ impl<'a> Engine<'a> {
             let e = CommandError::err("Command not allowed inside a transaction");
             return refuse(client, Some(spec), e);
         }
-        // Every command passes the gate; `EXEC` passes it alone.
+        // Every command passes the gate; `EXEC` passes it alone. Commands allowed while a script
+        // is busy (`SCRIPT KILL`, `SHUTDOWN NOSAVE`, `MULTI`, ...) never change the data, so they
+        // do not wait for it.
         let _gate = if spec.exclusive {
-            GateEntry::Exclusive(ks.gate.exclusive())
+            Some(GateEntry::Exclusive(ks.gate.exclusive()))
+        } else if spec.flags.has(Flags::ALLOW_BUSY) {
+            None
         } else {
-            GateEntry::Shared(ks.gate.shared())
+            Some(GateEntry::Shared(ks.gate.shared()))
         };
         let mut journal = Journal::default();
-        if ks.eviction.snapshot().maxmemory > 0
-            && ks.evict_if_needed(now, &mut journal) == EvictOutcome::OverLimit
-        {
+        let maxmemory = ks.eviction.snapshot().maxmemory;
+        // Eviction changes the data, so a command that did not pass the gate only looks.
+        let over_limit = maxmemory > 0
+            && match _gate {
+                Some(_) => ks.evict_if_needed(now, &mut journal) == EvictOutcome::OverLimit,
+                None => ks.used_memory() as u64 > maxmemory,
+            };
+        if over_limit {
             // Queueing could take unbounded memory, so inside MULTI every command but the
             // ones that end it is refused when memory is over the limit, as in Redis; `EXEC` is
             // refused when a queued command would be.

@@ -368,6 +368,16 @@ pub const PARAMS: &[Param] = &[
         "Per client class (normal, replica, pubsub): hard limit, soft limit and soft seconds of undelivered output; a pub/sub subscriber over its hard limit, or over its soft limit for longer than the seconds, is disconnected (0 = no limit).",
     ),
     p(
+        "busy-reply-threshold",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "5000",
+        true,
+        "Milliseconds a script may run before other clients are answered -BUSY and SCRIPT KILL is accepted (alias lua-time-limit).",
+    ),
+    p(
         "tracking-table-max-keys",
         Kind::Int {
             min: 0,
@@ -530,6 +540,12 @@ pub fn trim_double(v: f64) -> String {
 
 /// Looks a parameter up by name, case-insensitively.
 pub fn param(name: &str) -> Option<&'static Param> {
+    // Redis's old name for the script time limit.
+    let name = if name.eq_ignore_ascii_case("lua-time-limit") {
+        "busy-reply-threshold"
+    } else {
+        name
+    };
     PARAMS.iter().find(|p| p.name.eq_ignore_ascii_case(name))
 }
 

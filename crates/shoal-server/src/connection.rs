@@ -588,9 +588,26 @@ async fn run_command(
         };
         wait_if_paused(shared, info, is_write).await;
     }
+    // While a transaction or a script holds the keyspace gate, wait for it here, without
+    // parking this worker thread (which serves other connections, perhaps the one about to send
+    // SCRIPT KILL); past `busy-reply-threshold` a script makes this `-BUSY`.
+    let mut busy = None;
+    if shared.ks.gate.is_exclusive() {
+        if let Ok(spec) = resolved {
+            if !spec.flags.has(Flags::ALLOW_BUSY) {
+                busy = wait_for_gate(shared).await;
+            }
+        }
+    }
     info.command_started(args);
     let started = Instant::now();
     let ex = match resolved {
+        Ok(spec) if busy.is_some() => {
+            if let Some(m) = client.multi.as_mut() {
+                m.aborted = true;
+            }
+            refuse(spec, CommandError::Other(busy.unwrap_or_default().into()))
+        }
         Ok(spec) if monitoring && touches_keyspace(spec) => refuse(
             spec,
             CommandError::err("Replica can't interact with the keyspace"),
@@ -774,6 +791,20 @@ fn refuse(spec: &'static CommandSpec, error: CommandError) -> Executed {
         queued: false,
         journal: Default::default(),
     }
+}
+
+/// Waits until nobody holds the keyspace gate alone; returns the `-BUSY` text instead once a
+/// running script is past `busy-reply-threshold`.
+#[cold]
+#[inline(never)]
+async fn wait_for_gate(shared: &Shared) -> Option<&'static str> {
+    while shared.ks.gate.is_exclusive() {
+        if let Some(busy) = shared.script.busy(shared.monotonic_ms()) {
+            return Some(busy);
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    None
 }
 
 /// Client-side caching after one command: remembers the keys a tracking client read (honouring

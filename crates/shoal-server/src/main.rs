@@ -13,6 +13,7 @@ mod http;
 mod info;
 mod metrics;
 mod pubsub;
+mod script_run;
 mod server;
 mod shared;
 mod status;

@@ -117,6 +117,8 @@ pub struct Shared {
     pub pubsub: crate::pubsub::Hub,
     /// Client-side caching: who may hold which keys.
     pub tracking: crate::tracking::Tracking,
+    /// The running script, for `-BUSY` and `SCRIPT KILL`.
+    pub script: crate::script_run::ScriptRun,
 }
 
 impl Shared {
@@ -195,6 +197,7 @@ impl Shared {
             blocking: Default::default(),
             pubsub: Default::default(),
             tracking: Default::default(),
+            script: Default::default(),
         });
         let cfg = shared.config.read().clone();
         shared.apply_all(&cfg);
@@ -223,6 +226,9 @@ impl Shared {
         l.has_password
             .store(!cfg.get("requirepass").is_empty(), Ordering::Relaxed);
         l.hz.store(cfg.int("hz") as u64, Ordering::Relaxed);
+        self.script
+            .threshold_ms
+            .store(cfg.int("busy-reply-threshold") as u64, Ordering::Relaxed);
         self.tracking
             .max_keys
             .store(cfg.int("tracking-table-max-keys") as u64, Ordering::Relaxed);
@@ -337,6 +343,11 @@ fn config_error(name: &str, msg: &str) -> CommandError {
 }
 
 impl Shared {
+    /// Milliseconds since start-up on the monotonic clock (script run times).
+    pub fn monotonic_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
     /// Turns client `id`'s tracking off (`CLIENT TRACKING OFF`, `RESET`, disconnect); the last
     /// tracking client stops the key events tracking needs.
     pub fn stop_tracking(&self, id: u64) {
@@ -515,6 +526,26 @@ impl ServerOps for Shared {
 
     fn tracking_disable(&self, id: u64) {
         self.stop_tracking(id);
+    }
+
+    fn script_begin(&self, eval: bool) {
+        self.script.begin(eval, self.monotonic_ms());
+    }
+
+    fn script_wrote(&self) {
+        self.script.wrote();
+    }
+
+    fn script_killed(&self) -> bool {
+        self.script.killed()
+    }
+
+    fn script_end(&self) {
+        self.script.end();
+    }
+
+    fn script_kill(&self, eval: bool) -> Result<(), CommandError> {
+        self.script.kill(eval)
     }
 
     fn tracking_info(&self, id: u64) -> (Vec<Bytes>, bool) {

@@ -12,7 +12,7 @@
 //! for it exclusively.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -28,12 +28,16 @@ struct Shard(RwLock<()>);
 /// See the module documentation.
 pub struct Gate {
     shards: Box<[Shard]>,
+    /// Someone is inside exclusively: a connection checks this (one load) to wait for the
+    /// gate asynchronously instead of parking its worker thread on it.
+    exclusive: AtomicBool,
 }
 
 impl Default for Gate {
     fn default() -> Gate {
         Gate {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            exclusive: AtomicBool::new(false),
         }
     }
 }
@@ -45,7 +49,14 @@ pub struct SharedEntry<'a> {
 
 /// Entry in exclusive mode; dropping it leaves.
 pub struct ExclusiveEntry<'a> {
+    gate: &'a Gate,
     _guards: Vec<RwLockWriteGuard<'a, ()>>,
+}
+
+impl Drop for ExclusiveEntry<'_> {
+    fn drop(&mut self) {
+        self.gate.exclusive.store(false, Ordering::Release);
+    }
 }
 
 static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
@@ -82,9 +93,17 @@ impl Gate {
 
     /// Enters alone: waits for every shared entry to leave, and keeps new ones out until dropped.
     pub fn exclusive(&self) -> ExclusiveEntry<'_> {
+        let guards = self.shards.iter().map(|s| s.0.write()).collect();
+        self.exclusive.store(true, Ordering::Release);
         ExclusiveEntry {
-            _guards: self.shards.iter().map(|s| s.0.write()).collect(),
+            gate: self,
+            _guards: guards,
         }
+    }
+
+    /// True while someone is inside exclusively (a transaction or a script runs).
+    pub fn is_exclusive(&self) -> bool {
+        self.exclusive.load(Ordering::Acquire)
     }
 }
 
@@ -117,8 +136,10 @@ mod tests {
     fn an_exclusive_entry_keeps_shared_entries_out() {
         let gate = Gate::default();
         let x = gate.exclusive();
+        assert!(gate.is_exclusive());
         assert!(gate.try_shared().is_none());
         drop(x);
+        assert!(!gate.is_exclusive());
         assert!(gate.try_shared().is_some());
     }
 }

@@ -187,9 +187,9 @@ impl Engine {
             let setresp = scope.create_function(|_, v: Value| {
                 match v {
                     Value::Integer(2) => resp.set(2),
-                    Value::Number(n) if n == 2.0 => resp.set(2),
+                    Value::Number(2.0) => resp.set(2),
                     Value::Integer(3) => resp.set(3),
-                    Value::Number(n) if n == 3.0 => resp.set(3),
+                    Value::Number(3.0) => resp.set(3),
                     _ => return Err(convert::raised(b"ERR RESP version must be 2 or 3.")),
                 }
                 Ok(())

@@ -260,6 +260,10 @@ pub trait ServerOps: Send + Sync {
     fn client_exists(&self, _id: u64) -> bool {
         false
     }
+    /// The Lua engine scripts run in (`EVAL`, `SCRIPT`); `None` for servers without one.
+    fn script_engine(&self) -> Option<&parking_lot::Mutex<shoal_script::Engine>> {
+        None
+    }
     /// A script starts running (`eval`: an `EVAL` script, else a function). While it runs past
     /// `busy-reply-threshold`, other clients are answered `-BUSY`.
     fn script_begin(&self, _eval: bool) {}

@@ -244,6 +244,9 @@ impl<'a> Engine<'a> {
         let Engine { table, ks, server } = *self;
         let now = now_us / 1000;
         let locked = match spec.keys {
+            // A command that runs alone (EXEC, EVAL) runs other commands, which lock their own
+            // stripes: it must hold none itself, even for the keys it declares.
+            _ if spec.exclusive => None,
             Keys::None => None,
             // Most commands have exactly one key: lock its stripe directly.
             Keys::Range { first, last, .. } if first == last => {

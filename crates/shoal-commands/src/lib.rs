@@ -19,6 +19,7 @@ mod keys;
 mod lists;
 mod longdouble;
 mod pubsub;
+mod scripting;
 mod server;
 mod sets;
 mod spec;

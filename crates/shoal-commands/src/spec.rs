@@ -228,6 +228,7 @@ pub enum Group {
     Geo,
     Stream,
     Pubsub,
+    Scripting,
     Transactions,
 }
 
@@ -248,6 +249,7 @@ impl Group {
             Group::Geo => "geo",
             Group::Stream => "stream",
             Group::Pubsub => "pubsub",
+            Group::Scripting => "scripting",
             Group::Transactions => "transactions",
         }
     }
@@ -428,7 +430,9 @@ impl CommandSpec {
         if self.flags.has(Flags::WRITE) {
             cats.push("write");
         }
-        if self.flags.has(Flags::READONLY) {
+        // As in Redis, a read-only scripting command (`EVAL_RO`) is not `@read`: what it reads
+        // is up to the script.
+        if self.flags.has(Flags::READONLY) && self.group != Group::Scripting {
             cats.push("read");
         }
         if self.flags.has(Flags::ADMIN) {
@@ -467,6 +471,7 @@ impl CommandSpec {
             Some(Group::Geo) => cats.push("geo"),
             Some(Group::Stream) => cats.push("stream"),
             Some(Group::Transactions) => cats.push("transaction"),
+            Some(Group::Scripting) => cats.push("scripting"),
         }
         let rank = |c: &str| ORDER.iter().position(|o| *o == c).unwrap_or(ORDER.len());
         cats.sort_by_key(|c| rank(c));

@@ -6,8 +6,8 @@ use foldhash::fast::FixedState;
 
 use crate::spec::CommandSpec;
 use crate::{
-    bitmaps, connection, geo, hashes, hyperloglog, keys, lists, pubsub, server, sets, streams,
-    strings, transactions, zsets,
+    bitmaps, connection, geo, hashes, hyperloglog, keys, lists, pubsub, scripting, server, sets,
+    streams, strings, transactions, zsets,
 };
 
 /// Every family, alphabetical for the foolish consistency.
@@ -20,6 +20,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     keys::COMMANDS,
     lists::COMMANDS,
     pubsub::COMMANDS,
+    scripting::COMMANDS,
     server::COMMANDS,
     sets::COMMANDS,
     streams::COMMANDS,

@@ -191,7 +191,9 @@ fn wrap(lua: &Lua, field: &str, v: Value) -> mlua::Result<Value> {
     Ok(Value::Table(t))
 }
 
-/// A script's return value as the reply to a client speaking `protocol`.
+/// A script's return value as a reply, under the RESP version the script chose with
+/// `redis.setresp` (`protocol`): a boolean is `:1`/nil under RESP2 and `#t`/`#f` under RESP3.
+/// The connection then encodes the reply in its client's own protocol.
 pub fn lua_to_frame(v: &Value, protocol: Protocol) -> Frame {
     let resp3 = protocol != Protocol::Resp2;
     match v {
@@ -218,9 +220,7 @@ fn truncate(n: f64) -> i64 {
 fn table_to_frame(t: &Table, protocol: Protocol) -> Frame {
     let field = |name: &str| t.raw_get::<Value>(name).unwrap_or(Value::Nil);
     if let Value::String(e) = field("err") {
-        let e = e.as_bytes();
-        let e = e.strip_prefix(b"-").unwrap_or(&e);
-        return Frame::Error(Bytes::copy_from_slice(e));
+        return Frame::Error(Bytes::copy_from_slice(&e.as_bytes()));
     }
     if let Value::String(s) = field("ok") {
         return Frame::Simple(Bytes::copy_from_slice(&s.as_bytes()));

@@ -127,20 +127,20 @@ impl Engine {
         let _ = self.lua.gc_collect();
     }
 
-    /// Runs the cached script `sha` with `keys` and `argv`; the reply is converted for a client
-    /// speaking `protocol`. `None` when no such script is cached (`-NOSCRIPT`).
+    /// Runs the cached script `sha` with `keys` and `argv`, returning its reply (the caller's
+    /// connection encodes it in its own protocol). `None` when no such script is cached
+    /// (`-NOSCRIPT`).
     pub fn run(
         &mut self,
         sha: &str,
         keys: &[Bytes],
         argv: &[Bytes],
         host: &mut dyn Host,
-        protocol: Protocol,
     ) -> Option<Frame> {
         let sha = sha.to_ascii_lowercase();
         let f: Function = self.lua.registry_value(self.scripts.get(&sha)?).ok()?;
         self.kill.store(false, Ordering::Relaxed);
-        let reply = match self.call(&f, keys, argv, host, protocol) {
+        let reply = match self.call(&f, keys, argv, host) {
             Ok(frame) => frame,
             Err(e) => Frame::Error(Bytes::from(error_reply(&e, &sha))),
         };
@@ -155,7 +155,6 @@ impl Engine {
         keys: &[Bytes],
         argv: &[Bytes],
         host: &mut dyn Host,
-        protocol: Protocol,
     ) -> mlua::Result<Frame> {
         let lua = &self.lua;
         let globals = lua.globals();
@@ -211,7 +210,12 @@ impl Engine {
             }
             globals.raw_set("__redis_log", Value::Nil)?;
             if ok {
-                Ok(lua_to_frame(&value, protocol))
+                let version = if resp.get() == 3 {
+                    Protocol::Resp3
+                } else {
+                    Protocol::Resp2
+                };
+                Ok(lua_to_frame(&value, version))
             } else {
                 Err(convert::failure(value))
             }

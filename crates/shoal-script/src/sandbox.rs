@@ -9,6 +9,7 @@
 
 use mlua::{Lua, LuaOptions, StdLib, Table, Value};
 
+use crate::convert::raised;
 use crate::sha1hex;
 
 /// Lua code run once per VM. `redis.call`, `redis.pcall`, `redis.setresp` and `__redis_log` are
@@ -17,34 +18,6 @@ const SETUP: &str = r#"
 local error, type, tostring, setmetatable, rawget, rawset, select =
       error, type, tostring, setmetatable, rawget, rawset, select
 
-redis.log = function(level, ...)
-    if select('#', ...) == 0 then
-        error({err = 'ERR redis.log() requires two arguments or more.'})
-    end
-    if type(level) ~= 'number' or level < 0 or level > 3 then
-        error({err = 'ERR Invalid debug level.'})
-    end
-    local parts = {}
-    for i = 1, select('#', ...) do parts[#parts + 1] = tostring((select(i, ...))) end
-    __redis_log(level, table.concat(parts, ' '))
-end
-redis.error_reply = function(e)
-    if type(e) ~= 'string' then
-        error({err = 'ERR wrong number or type of arguments'})
-    end
-    return {err = e}
-end
-redis.status_reply = function(s)
-    if type(s) ~= 'string' then
-        error({err = 'ERR wrong number or type of arguments'})
-    end
-    return {ok = s}
-end
-redis.set_repl = function(flags)
-    if type(flags) ~= 'number' or flags < 0 or flags > 3 then
-        error({err = 'ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.'})
-    end
-end
 redis.replicate_commands = function() return true end
 redis.breakpoint = function() return false end
 redis.debug = function() end
@@ -106,6 +79,69 @@ pub(crate) fn new_vm(version: &str) -> mlua::Result<Lua> {
             Value::Integer(i) => Ok(sha1hex(i.to_string().as_bytes())),
             Value::Number(n) => Ok(sha1hex(n.to_string().as_bytes())),
             _ => Err(mlua::Error::runtime("wrong number of arguments")),
+        })?,
+    )?;
+    // Functions that raise errors are Rust functions, not Lua ones: a tail call to them
+    // (`return redis.set_repl(9)`) then keeps the script's frame for the error's line number.
+    redis.raw_set(
+        "error_reply",
+        lua.create_function(|lua, v: Value| match v {
+            Value::String(s) => {
+                let s = s.as_bytes();
+                // The reply's `-` is added when it is sent, so a leading one is dropped here.
+                crate::convert::error_table(lua, s.strip_prefix(b"-").unwrap_or(&s))
+            }
+            _ => Err(raised(b"ERR wrong number or type of arguments")),
+        })?,
+    )?;
+    redis.raw_set(
+        "status_reply",
+        lua.create_function(|lua, v: Value| match v {
+            Value::String(s) => {
+                let t = lua.create_table()?;
+                t.raw_set("ok", s)?;
+                Ok(t)
+            }
+            _ => Err(raised(b"ERR wrong number or type of arguments")),
+        })?,
+    )?;
+    redis.raw_set(
+        "set_repl",
+        lua.create_function(|_, v: Value| match v {
+            Value::Integer(0..=3) => Ok(()),
+            Value::Number(n) if (0.0..=3.0).contains(&n) => Ok(()),
+            _ => Err(raised(
+                b"ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+            )),
+        })?,
+    )?;
+    redis.raw_set(
+        "log",
+        lua.create_function(|lua, args: mlua::MultiValue| {
+            let mut args = args.into_iter();
+            let level = args.next();
+            let rest: Vec<Value> = args.collect();
+            if rest.is_empty() {
+                return Err(raised(b"ERR redis.log() requires two arguments or more."));
+            }
+            let level = match level {
+                Some(Value::Integer(l)) if (0..=3).contains(&l) => l,
+                Some(Value::Number(n)) if (0.0..=3.0).contains(&n) => n as i64,
+                _ => return Err(raised(b"ERR Invalid debug level.")),
+            };
+            let text: Vec<String> = rest
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => s.to_string_lossy().to_string(),
+                    other => describe(other),
+                })
+                .collect();
+            // `__redis_log` is bound to the running script's host for each run.
+            let log: Value = lua.globals().raw_get("__redis_log")?;
+            if let Value::Function(f) = log {
+                f.call::<()>((level, text.join(" ")))?;
+            }
+            Ok(())
         })?,
     )?;
     g.raw_set("redis", redis)?;

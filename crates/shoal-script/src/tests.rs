@@ -47,8 +47,7 @@ fn eval(e: &mut Engine, host: &mut MapHost, body: &str, keys: &[&str], argv: &[&
             .map(|s| Bytes::from(s.to_string()))
             .collect::<Vec<_>>()
     };
-    e.run(&sha, &b(keys), &b(argv), host, Protocol::Resp2)
-        .expect("cached")
+    e.run(&sha, &b(keys), &b(argv), host).expect("cached")
 }
 
 fn err(text: &str) -> Frame {
@@ -191,7 +190,7 @@ fn a_killed_script_stops_with_an_error() {
         .load(b"redis.call('ping') while true do end")
         .expect("compiles");
     let reply = e
-        .run(&sha, &[], &[], &mut KillingHost(kill), Protocol::Resp2)
+        .run(&sha, &[], &[], &mut KillingHost(kill))
         .expect("cached");
     let Frame::Error(text) = reply else {
         panic!("a killed script must fail");

@@ -3,6 +3,7 @@
 //! `-BUSY` once the script runs longer than `busy-reply-threshold`, as Redis does.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use shoal_commands::CommandError;
 
@@ -22,7 +23,8 @@ pub struct ScriptRun {
     /// Monotonic milliseconds when it started.
     started_ms: AtomicU64,
     wrote: AtomicBool,
-    killed: AtomicBool,
+    /// Shared with the Lua engine, whose instruction hook stops the script when it is raised.
+    pub killed: Arc<AtomicBool>,
     /// `busy-reply-threshold` in milliseconds.
     pub threshold_ms: AtomicU64,
 }

@@ -119,6 +119,8 @@ pub struct Shared {
     pub tracking: crate::tracking::Tracking,
     /// The running script, for `-BUSY` and `SCRIPT KILL`.
     pub script: crate::script_run::ScriptRun,
+    /// The Lua VM and its script cache; `None` if the VM could not be created.
+    pub scripts: Option<Mutex<shoal_script::Engine>>,
 }
 
 impl Shared {
@@ -132,6 +134,17 @@ impl Shared {
         );
         let table = CommandTable::new();
         let stats = Stats::new(&table);
+        let script_run = crate::script_run::ScriptRun::default();
+        let scripts = match shoal_script::Engine::new(
+            script_run.killed.clone(),
+            shoal_commands::REDIS_COMPAT_VERSION,
+        ) {
+            Ok(engine) => Some(Mutex::new(engine)),
+            Err(e) => {
+                tracing::error!(error = %e, "the Lua VM could not be created; scripting is off");
+                None
+            }
+        };
         let (tx, rx) = mpsc::channel::<(Garbage, u64)>();
         let lazyfree = Arc::new(LazyFreeStats::default());
         let counts = lazyfree.clone();
@@ -197,7 +210,8 @@ impl Shared {
             blocking: Default::default(),
             pubsub: Default::default(),
             tracking: Default::default(),
-            script: Default::default(),
+            script: script_run,
+            scripts,
         });
         let cfg = shared.config.read().clone();
         shared.apply_all(&cfg);
@@ -526,6 +540,10 @@ impl ServerOps for Shared {
 
     fn tracking_disable(&self, id: u64) {
         self.stop_tracking(id);
+    }
+
+    fn script_engine(&self) -> Option<&Mutex<shoal_script::Engine>> {
+        self.scripts.as_ref()
     }
 
     fn script_begin(&self, eval: bool) {

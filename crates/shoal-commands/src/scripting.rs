@@ -1,0 +1,330 @@
+//! Lua scripting: `EVAL`, `EVALSHA`, their `_RO` forms, and `SCRIPT`.
+//!
+//! A script runs under the keyspace gate held alone (its specs are `exclusive`), so nothing else
+//! changes the data while it runs, whatever keys it touches, declared or not. Each
+//! `redis.call` goes through the dispatcher's nested path on a client of the script's own (so a
+//! `SELECT` inside the script does not move the caller), and its journal joins the script's.
+//!
+//! Layout: the spec table, the handlers, then the host the engine calls back into.
+
+use bytes::Bytes;
+use shoal_resp::{Frame, Protocol};
+use shoal_storage::Journal;
+
+use crate::args::{self, is};
+use crate::cx::{ClientState, Cx};
+use crate::dispatch::{resolve, Engine, Nested};
+use crate::error::{CmdResult, CommandError};
+use crate::help::help_reply;
+use crate::spec::{CommandSpec, Flags, Group, KeyAccess, Keys};
+
+const KEYS: Keys = Keys::Counted {
+    numkeys_at: 2,
+    dest: false,
+};
+const EVAL_FLAGS: Flags = Flags::NOSCRIPT
+    .with(Flags::SKIP_MONITOR)
+    .with(Flags::MAY_REPLICATE)
+    .with(Flags::NO_MANDATORY_KEYS)
+    .with(Flags::STALE);
+const EVAL_RO_FLAGS: Flags = Flags::NOSCRIPT
+    .with(Flags::SKIP_MONITOR)
+    .with(Flags::NO_MANDATORY_KEYS)
+    .with(Flags::STALE)
+    .with(Flags::READONLY);
+
+const fn scripting(name: &'static str, arity: i32, handler: crate::spec::Handler) -> CommandSpec {
+    CommandSpec::new(name, Group::Scripting, arity, handler)
+}
+
+pub(crate) static COMMANDS: &[CommandSpec] = &[
+    scripting("eval", -3, eval)
+        .flags(EVAL_FLAGS)
+        .keys(KEYS, KeyAccess::ReadWrite)
+        .key_note("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE")
+        .exclusive()
+        .doc("Execute a Lua script server side", "2.6.0")
+        .complexity("Depends on the script that is executed."),
+    scripting("eval_ro", -3, eval_ro)
+        .flags(EVAL_RO_FLAGS)
+        .keys(KEYS, KeyAccess::Read)
+        .key_note("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS")
+        .exclusive()
+        .doc("Execute a read-only Lua script server side", "7.0.0")
+        .complexity("Depends on the script that is executed."),
+    scripting("evalsha", -3, evalsha)
+        .flags(EVAL_FLAGS)
+        .keys(KEYS, KeyAccess::ReadWrite)
+        .exclusive()
+        .doc("Execute a Lua script server side", "2.6.0")
+        .complexity("Depends on the script that is executed."),
+    scripting("evalsha_ro", -3, evalsha_ro)
+        .flags(EVAL_RO_FLAGS)
+        .keys(KEYS, KeyAccess::Read)
+        .exclusive()
+        .doc("Execute a read-only Lua script server side", "7.0.0")
+        .complexity("Depends on the script that is executed."),
+    scripting("script", -2, script_help)
+        .doc("A container for Lua scripts management commands", "2.6.0")
+        .subcommands(&[
+            scripting("script|debug", 3, script_debug)
+                .flags(Flags::NOSCRIPT)
+                .doc("Set the debug mode for executed scripts.", "3.2.0"),
+            scripting("script|exists", -3, script_exists)
+                .flags(Flags::NOSCRIPT)
+                .tips(&["request_policy:all_shards", "response_policy:agg_logical_and"])
+                .doc("Check existence of scripts in the script cache.", "2.6.0")
+                .complexity("O(N) with N being the number of scripts to check (so checking a single script is an O(1) operation)."),
+            scripting("script|flush", -2, script_flush)
+                .flags(Flags::NOSCRIPT)
+                .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"])
+                .doc("Remove all the scripts from the script cache.", "2.6.0")
+                .complexity("O(N) with N being the number of scripts in cache"),
+            scripting("script|help", 2, script_help)
+                .flags(Flags::LOADING.with(Flags::STALE))
+                .doc("Show helpful text about the different subcommands", "5.0.0"),
+            scripting("script|kill", 2, script_kill)
+                .flags(Flags::NOSCRIPT.with(Flags::ALLOW_BUSY))
+                .tips(&["request_policy:all_shards", "response_policy:one_succeeded"])
+                .doc("Kill the script currently in execution.", "2.6.0"),
+            scripting("script|load", 3, script_load)
+                .flags(Flags::NOSCRIPT.with(Flags::STALE))
+                .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"])
+                .doc("Load the specified Lua script into the script cache.", "2.6.0")
+                .complexity("O(N) with N being the length in bytes of the script body."),
+        ]),
+];
+
+// Command: EVAL
+// > EVAL "return redis.call('set', KEYS[1], ARGV[1])" 1 k v   => OK
+// > EVAL "return x" 0   => (error) ERR user_script:1: Script attempted to access nonexistent global variable 'x' script: ..., on @user_script:1.
+fn eval(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    run(cx, a, Source::Body, false)
+}
+
+// Command: EVAL_RO
+// > EVAL_RO "return redis.call('set', 'k', 'v')" 0   => (error) ERR Write commands are not allowed from read-only scripts. script: ...
+fn eval_ro(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    run(cx, a, Source::Body, true)
+}
+
+// Command: EVALSHA
+// > EVALSHA ffffffffffffffffffffffffffffffffffffffff 0   => (error) NOSCRIPT No matching script. Please use EVAL.
+fn evalsha(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    run(cx, a, Source::Sha, false)
+}
+
+// Command: EVALSHA_RO
+fn evalsha_ro(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    run(cx, a, Source::Sha, true)
+}
+
+// Command: SCRIPT DEBUG
+// > SCRIPT DEBUG no   => OK
+fn script_debug(_cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    if is(&a[2], "no") {
+        Ok(Frame::ok())
+    } else if is(&a[2], "yes") || is(&a[2], "sync") {
+        // The Lua debugger (LDB) is not part of Shoal.
+        Err(CommandError::err("SCRIPT DEBUG is not supported by Shoal"))
+    } else {
+        Err(CommandError::err("Use SCRIPT DEBUG YES/SYNC/NO"))
+    }
+}
+
+// Command: SCRIPT EXISTS
+// > SCRIPT EXISTS e0e1f9fabfc9d4800c877a703b823ac0578ff8db ffff   => 1) (integer) 1  2) (integer) 0
+fn script_exists(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    let engine = engine(cx)?.lock();
+    Ok(Frame::Array(
+        a[2..]
+            .iter()
+            .map(|sha| {
+                let found = std::str::from_utf8(sha).is_ok_and(|s| engine.exists(s));
+                Frame::Integer(found as i64)
+            })
+            .collect(),
+    ))
+}
+
+// Command: SCRIPT FLUSH
+// > SCRIPT FLUSH ASYNC   => OK
+fn script_flush(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    match a.get(2) {
+        None => {}
+        Some(m) if a.len() == 3 && (is(m, "async") || is(m, "sync")) => {}
+        Some(_) => {
+            return Err(CommandError::err(
+                "SCRIPT FLUSH only support SYNC|ASYNC option",
+            ))
+        }
+    }
+    engine(cx)?.lock().flush();
+    Ok(Frame::ok())
+}
+
+// Command: SCRIPT HELP
+fn script_help(_cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    Ok(help_reply(
+        "SCRIPT",
+        &[
+            "DEBUG (YES|SYNC|NO)",
+            "    Set the debug mode for subsequent scripts executed.",
+            "EXISTS <sha1> [<sha1> ...]",
+            "    Return information about the existence of the scripts in the script cache.",
+            "FLUSH [ASYNC|SYNC]",
+            "    Flush the Lua scripts cache. Very dangerous on replicas.",
+            "    When called without the optional mode argument, the behavior is determined by the",
+            "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+            "    * ASYNC: Asynchronously flush the scripts cache.",
+            "    * SYNC: Synchronously flush the scripts cache.",
+            "KILL",
+            "    Kill the currently executing Lua script.",
+            "LOAD <script>",
+            "    Load a script into the scripts cache without executing it.",
+        ],
+    ))
+}
+
+// Command: SCRIPT KILL
+// > SCRIPT KILL   => (error) NOTBUSY No scripts in execution right now.
+fn script_kill(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    cx.server.script_kill(true)?;
+    Ok(Frame::ok())
+}
+
+// Command: SCRIPT LOAD
+// > SCRIPT LOAD "return 1"   => "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"
+fn script_load(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    let sha = engine(cx)?
+        .lock()
+        .load(&a[2])
+        .map_err(CommandError::Other)?;
+    Ok(Frame::Bulk(Bytes::from(sha)))
+}
+
+/// Where a script comes from.
+enum Source {
+    /// `EVAL`: the body, compiled and cached on first use.
+    Body,
+    /// `EVALSHA`: a script already cached.
+    Sha,
+}
+
+fn engine<'a>(cx: &Cx<'a>) -> Result<&'a parking_lot::Mutex<shoal_script::Engine>, CommandError> {
+    cx.server
+        .script_engine()
+        .ok_or_else(|| CommandError::err("scripting is not available"))
+}
+
+fn run(cx: &mut Cx<'_>, a: &[Bytes], source: Source, read_only: bool) -> CmdResult {
+    let numkeys = args::int(&a[2])?;
+    if numkeys < 0 {
+        return Err(CommandError::err("Number of keys can't be negative"));
+    }
+    let rest = &a[3..];
+    if numkeys as u64 > rest.len() as u64 {
+        return Err(CommandError::err(
+            "Number of keys can't be greater than number of args",
+        ));
+    }
+    let (keys, argv) = rest.split_at(numkeys as usize);
+    let mut vm = engine(cx)?.lock();
+    let sha = match source {
+        Source::Body => vm.load(&a[1]).map_err(CommandError::Other)?,
+        Source::Sha => {
+            let sha = String::from_utf8_lossy(&a[1]).to_ascii_lowercase();
+            if !vm.exists(&sha) {
+                return Err(CommandError::Other(
+                    "NOSCRIPT No matching script. Please use EVAL.".into(),
+                ));
+            }
+            sha
+        }
+    };
+    let mut client = script_client(cx.client);
+    let mut host = ScriptHost {
+        engine: Engine {
+            table: cx.table,
+            ks: cx.ks,
+            server: cx.server,
+        },
+        client: &mut client,
+        journal: &mut cx.journal,
+        nested: Vec::new(),
+        now_us: cx.now_us,
+        read_only,
+    };
+    cx.server.script_begin(true);
+    let reply = vm.run(&sha, keys, argv, &mut host);
+    cx.server.script_end();
+    let nested = std::mem::take(&mut host.nested);
+    cx.client.nested.extend(nested);
+    reply.ok_or(CommandError::Other(
+        "NOSCRIPT No matching script. Please use EVAL.".into(),
+    ))
+}
+
+/// The client a script's commands run as: the caller's database and identity, nothing that
+/// belongs to the caller's session (transaction, watches, tracking), and never blocking.
+fn script_client(caller: &ClientState) -> ClientState {
+    let mut c = caller.clone();
+    c.multi = None;
+    c.watching = None;
+    c.tracking = None;
+    c.tracking_caching = false;
+    c.nested = Vec::new();
+    c.action = None;
+    c.no_block = true;
+    c.woken = false;
+    c
+}
+
+/// What `redis.call` reaches: the dispatcher's nested path, after the checks Redis makes on
+/// commands called from scripts.
+struct ScriptHost<'e, 'c> {
+    engine: Engine<'e>,
+    client: &'c mut ClientState,
+    journal: &'c mut Journal,
+    nested: Vec<Nested>,
+    now_us: u64,
+    read_only: bool,
+}
+
+impl shoal_script::Host for ScriptHost<'_, '_> {
+    fn call(&mut self, args: Vec<Bytes>, resp: u8) -> Frame {
+        let spec = match resolve(self.engine.table, &args) {
+            Ok(spec) => spec,
+            Err((None, _)) => {
+                return Frame::error("ERR Unknown Redis command called from script");
+            }
+            Err((Some(_), CommandError::WrongArity(_))) => {
+                return Frame::error("ERR Wrong number of args calling Redis command from script");
+            }
+            Err((Some(_), e)) => return e.to_frame(),
+        };
+        if spec.flags.has(Flags::NOSCRIPT) {
+            return Frame::error("ERR This Redis command is not allowed from script");
+        }
+        if self.read_only && spec.flags.has(Flags::WRITE) {
+            return Frame::error("ERR Write commands are not allowed from read-only scripts.");
+        }
+        self.client.protocol = if resp == 3 {
+            Protocol::Resp3
+        } else {
+            Protocol::Resp2
+        };
+        let ex = self.engine.execute_nested(self.client, &args, self.now_us);
+        if ex.journal.dirty > 0 {
+            self.engine.server.script_wrote();
+        }
+        self.journal.absorb(ex.journal);
+        self.nested.push(Nested {
+            spec: ex.spec,
+            args,
+            error: ex.error,
+            rejected: ex.rejected,
+        });
+        ex.reply
+    }
+}

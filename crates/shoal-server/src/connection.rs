@@ -20,7 +20,7 @@ use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use shoal_commands::{
     allowed_when_subscribed, resolve_with, subscribed_mode_error, unwatch_all, Action, BlockSpec,
-    ClientState, CommandError, CommandSpec, Engine, Executed, Flags, NameCache, ReplyMode,
+    ClientState, CommandError, CommandSpec, Engine, Executed, Flags, Group, NameCache, ReplyMode,
 };
 use shoal_observe::slowlog;
 use shoal_resp::{encode, Frame, Protocol, RequestParser};
@@ -627,7 +627,17 @@ async fn run_command(
                 ks: &shared.ks,
                 server: shared.as_ref(),
             };
-            engine.execute_resolved(resolved, client, args, shared.clock.now_us())
+            let now_us = shared.clock.now_us();
+            match resolved {
+                // A script may run for long: its worker hands its other connections to another
+                // thread first, so they can still be answered (-BUSY) and send SCRIPT KILL.
+                Ok(spec) if spec.group == Group::Scripting && spec.exclusive => {
+                    tokio::task::block_in_place(|| {
+                        engine.execute_resolved(resolved, client, args, now_us)
+                    })
+                }
+                _ => engine.execute_resolved(resolved, client, args, now_us),
+            }
         }
     };
     // DEBUG SLEEP answers after the pause, as in Redis; and since Redis sleeps inside the

@@ -473,6 +473,37 @@ impl<'a> Cx<'a> {
     pub fn dbi(&self) -> usize {
         self.client.db
     }
+
+    /// Records the keyspace notification `event` of `class` for `key` in the selected
+    /// database (published after the command if `notify-keyspace-events` asks for it).
+    pub fn notify(&mut self, class: shoal_storage::notify::Class, event: &'static str, key: &[u8]) {
+        let db = self.client.db;
+        self.notify_db(class, event, db, key);
+    }
+
+    /// [`Cx::notify`] for a key of database `db`.
+    pub fn notify_db(
+        &mut self,
+        class: shoal_storage::notify::Class,
+        event: &'static str,
+        db: usize,
+        key: &[u8],
+    ) {
+        let flags = self
+            .ks
+            .notify_flags
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if flags == 0 {
+            return;
+        }
+        // Into the locked view's journal when there is one, so the event follows the storage's
+        // own (`new`, `expired`) in the order they happened.
+        let journal = match self.locked.as_mut() {
+            Some(l) => &mut l.journal,
+            None => &mut self.journal,
+        };
+        journal.notify(flags, class, event, db, key);
+    }
 }
 
 pub(crate) fn take_journal(mut l: Locked<'_>) -> Journal {

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use shoal_resp::Frame;
-use shoal_storage::{glob_match, idle_ms, lfu_decayed, Encoding, StrRef};
+use shoal_storage::{glob_match, idle_ms, lfu_decayed, notify, Encoding, StrRef};
 
 use crate::args::{self, is, Args};
 use crate::cx::Cx;
@@ -188,6 +188,7 @@ fn del(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     let mut n = 0;
     for key in &a[1..] {
         if l.remove(db, key)?.is_some() {
+            l.notify(notify::GENERIC, "del", db, key);
             n += 1;
         }
     }
@@ -204,7 +205,11 @@ fn delex(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     match a.len() {
         2 => {
             let db = cx.dbi();
-            let removed = cx.db()?.remove(db, &a[1])?.is_some();
+            let l = cx.db()?;
+            let removed = l.remove(db, &a[1])?.is_some();
+            if removed {
+                l.notify(notify::GENERIC, "del", db, &a[1]);
+            }
             Ok(Frame::Integer(removed as i64))
         }
         4 => {
@@ -242,6 +247,7 @@ fn delete_if(cx: &mut Cx<'_>, key: &[u8], cond: impl FnOnce(Bytes) -> bool) -> C
         return Ok(Frame::Integer(0));
     }
     l.remove(db, key)?;
+    l.notify(notify::GENERIC, "del", db, key);
     Ok(Frame::Integer(1))
 }
 
@@ -370,8 +376,11 @@ fn expire_generic(
     if when <= now {
         drop(e);
         l.remove(db, &a[1])?;
+        l.notify(notify::GENERIC, "del", db, &a[1]);
     } else {
         e.get_mut().set_deadline(Some(when as u64));
+        drop(e);
+        l.notify(notify::GENERIC, "expire", db, &a[1]);
     }
     Ok(Frame::Integer(1))
 }
@@ -424,13 +433,17 @@ fn ttl_generic(cx: &mut Cx<'_>, key: &[u8], ms: bool, absolute: bool) -> CmdResu
 fn persist(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     let db = cx.dbi();
     let l = cx.db()?;
-    match l.write(db, &a[1])? {
+    let persisted = match l.write(db, &a[1])? {
         Some(mut e) if e.get().is_volatile() => {
             e.get_mut().set_deadline(None);
-            Ok(Frame::Integer(1))
+            true
         }
-        _ => Ok(Frame::Integer(0)),
+        _ => false,
+    };
+    if persisted {
+        l.notify(notify::GENERIC, "persist", db, &a[1]);
     }
+    Ok(Frame::Integer(persisted as i64))
 }
 
 fn rename(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
@@ -461,6 +474,8 @@ fn rename_generic(cx: &mut Cx<'_>, a: &[Bytes], nx: bool) -> CmdResult {
         return Err(CommandError::NoSuchKey);
     };
     l.insert(db, entry.rekey(&a[2]))?;
+    l.notify(notify::GENERIC, "rename_from", db, &a[1]);
+    l.notify(notify::GENERIC, "rename_to", db, &a[2]);
     Ok(if nx { Frame::Integer(1) } else { Frame::ok() })
 }
 
@@ -501,6 +516,7 @@ fn copy(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         l.remove(dst_db, &a[2])?;
     }
     l.insert(dst_db, copy)?;
+    l.notify(notify::GENERIC, "copy_to", dst_db, &a[2]);
     Ok(Frame::Integer(1))
 }
 
@@ -523,6 +539,8 @@ fn move_(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     }
     if let Some(entry) = l.remove(src_db, &a[1])? {
         l.insert(dst_db, entry)?;
+        l.notify(notify::GENERIC, "move_from", src_db, &a[1]);
+        l.notify(notify::GENERIC, "move_to", dst_db, &a[1]);
     }
     Ok(Frame::Integer(1))
 }

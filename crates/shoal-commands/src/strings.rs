@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use shoal_resp::Frame;
-use shoal_storage::{Entry, Kind, NewString, StrRef};
+use shoal_storage::{notify, Entry, Kind, NewString, StrRef};
 
 use crate::args::{self, is, Args};
 use crate::cx::Cx;
@@ -158,6 +158,7 @@ fn setnx(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         db,
         Entry::new_string(&a[1], NewString::Auto(&a[2]), None, clock),
     )?;
+    cx.notify(notify::STRING, "set", &a[1]);
     Ok(Frame::Integer(1))
 }
 
@@ -194,6 +195,7 @@ fn getdel(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     if value.is_some() {
         let db = cx.dbi();
         cx.db()?.remove(db, &a[1])?;
+        cx.notify(notify::GENERIC, "del", &a[1]);
     }
     Ok(value.map_or(Frame::Null, Frame::Bulk))
 }
@@ -214,17 +216,24 @@ fn getex(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     match deadline {
         Some(d) if d <= now as i64 => {
             l.remove(db, &a[1])?;
+            cx.notify(notify::GENERIC, "del", &a[1]);
         }
         Some(d) => {
             if let Some(mut e) = l.write(db, &a[1])? {
                 e.get_mut().set_deadline(Some(d as u64));
             }
+            cx.notify(notify::GENERIC, "expire", &a[1]);
         }
         None if opts.persist => {
+            let mut persisted = false;
             if let Some(mut e) = l.write(db, &a[1])? {
                 if e.get().is_volatile() {
                     e.get_mut().set_deadline(None);
+                    persisted = true;
                 }
+            }
+            if persisted {
+                cx.notify(notify::GENERIC, "persist", &a[1]);
             }
         }
         None => {}
@@ -285,17 +294,23 @@ fn setrange(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         }
         Ok(total as usize)
     };
-    if let Some(mut e) = l.write(db, &a[1])? {
-        let old = e.get().as_str().ok_or(CommandError::WrongType)?;
-        if value.is_empty() {
-            return Ok(Frame::Integer(old.len() as i64));
+    let edited = match l.write(db, &a[1])? {
+        Some(mut e) => {
+            let old = e.get().as_str().ok_or(CommandError::WrongType)?;
+            if value.is_empty() {
+                return Ok(Frame::Integer(old.len() as i64));
+            }
+            let total = check_len()?;
+            let off = offset as usize;
+            e.get_mut().edit_bytes(total, |buf| {
+                buf[off..off + value.len()].copy_from_slice(value)
+            });
+            Some(e.get().as_str().map_or(0, |s| s.len()))
         }
-        let total = check_len()?;
-        let off = offset as usize;
-        e.get_mut().edit_bytes(total, |buf| {
-            buf[off..off + value.len()].copy_from_slice(value)
-        });
-        let len = e.get().as_str().map_or(0, |s| s.len());
+        None => None,
+    };
+    if let Some(len) = edited {
+        l.notify(notify::STRING, "setrange", db, &a[1]);
         return Ok(Frame::Integer(len as i64));
     }
     if value.is_empty() {
@@ -309,6 +324,7 @@ fn setrange(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         db,
         Entry::new_string(&a[1], NewString::Raw(buf), None, clock),
     )?;
+    l.notify(notify::STRING, "setrange", db, &a[1]);
     Ok(Frame::Integer(total as i64))
 }
 
@@ -336,21 +352,29 @@ fn append(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     let max = cx.server.limits().max_string;
     let db = cx.dbi();
     let l = cx.db()?;
-    if let Some(mut e) = l.write(db, &a[1])? {
-        let old = e.get().as_str().ok_or(CommandError::WrongType)?.len();
-        if (old as u64).saturating_add(a[2].len() as u64) > max {
-            return Err(CommandError::err(
-                "string exceeds maximum allowed size (proto-max-bulk-len)",
-            ));
+    let appended = match l.write(db, &a[1])? {
+        Some(mut e) => {
+            let old = e.get().as_str().ok_or(CommandError::WrongType)?.len();
+            if (old as u64).saturating_add(a[2].len() as u64) > max {
+                return Err(CommandError::err(
+                    "string exceeds maximum allowed size (proto-max-bulk-len)",
+                ));
+            }
+            e.get_mut().append(&a[2]);
+            Some(old + a[2].len())
         }
-        e.get_mut().append(&a[2]);
-        return Ok(Frame::Integer((old + a[2].len()) as i64));
+        None => None,
+    };
+    if let Some(len) = appended {
+        l.notify(notify::STRING, "append", db, &a[1]);
+        return Ok(Frame::Integer(len as i64));
     }
     let clock = l.access_clock();
     l.insert(
         db,
         Entry::new_string(&a[1], NewString::Raw(a[2].to_vec()), None, clock),
     )?;
+    l.notify(notify::STRING, "append", db, &a[1]);
     Ok(Frame::Integer(a[2].len() as i64))
 }
 
@@ -398,10 +422,17 @@ fn incrbyfloat(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         return Err(CommandError::err("increment would produce NaN or Infinity"));
     }
     let text = sum.to_human_string();
-    if let Some(mut e) = l.write(db, &a[1])? {
-        let deadline = e.get().deadline();
-        e.get_mut()
-            .set_string(NewString::Text(text.as_bytes()), deadline);
+    let updated = match l.write(db, &a[1])? {
+        Some(mut e) => {
+            let deadline = e.get().deadline();
+            e.get_mut()
+                .set_string(NewString::Text(text.as_bytes()), deadline);
+            true
+        }
+        None => false,
+    };
+    if updated {
+        l.notify(notify::STRING, "incrbyfloat", db, &a[1]);
         return Ok(Frame::Bulk(Bytes::from(text)));
     }
     let clock = l.access_clock();
@@ -409,6 +440,7 @@ fn incrbyfloat(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         db,
         Entry::new_string(&a[1], NewString::Text(text.as_bytes()), None, clock),
     )?;
+    l.notify(notify::STRING, "incrbyfloat", db, &a[1]);
     Ok(Frame::Bulk(Bytes::from(text)))
 }
 
@@ -444,6 +476,7 @@ fn mset(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
             db,
             Entry::new_string(&pair[0], NewString::Auto(&pair[1]), None, clock),
         )?;
+        l.notify(notify::STRING, "set", db, &pair[0]);
     }
     Ok(Frame::ok())
 }
@@ -466,6 +499,7 @@ fn msetnx(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
             db,
             Entry::new_string(&pair[0], NewString::Auto(&pair[1]), None, clock),
         )?;
+        l.notify(notify::STRING, "set", db, &pair[0]);
     }
     Ok(Frame::Integer(1))
 }
@@ -631,18 +665,26 @@ fn read_string(cx: &mut Cx<'_>, key: &[u8]) -> Result<Option<Bytes>, CommandErro
 fn incr_by(cx: &mut Cx<'_>, key: &[u8], by: i64) -> CmdResult {
     let db = cx.dbi();
     let l = cx.db()?;
-    if let Some(mut e) = l.write(db, key)? {
-        let current = match e.get().as_str().ok_or(CommandError::WrongType)? {
-            StrRef::Int(n) => n,
-            StrRef::Bytes(b) => args::parse_i64(b).ok_or(CommandError::NotInteger)?,
-        };
-        let next = current.checked_add(by).ok_or(CommandError::Overflow)?;
-        let deadline = e.get().deadline();
-        e.get_mut().set_string(NewString::Int(next), deadline);
+    let updated = match l.write(db, key)? {
+        Some(mut e) => {
+            let current = match e.get().as_str().ok_or(CommandError::WrongType)? {
+                StrRef::Int(n) => n,
+                StrRef::Bytes(b) => args::parse_i64(b).ok_or(CommandError::NotInteger)?,
+            };
+            let next = current.checked_add(by).ok_or(CommandError::Overflow)?;
+            let deadline = e.get().deadline();
+            e.get_mut().set_string(NewString::Int(next), deadline);
+            Some(next)
+        }
+        None => None,
+    };
+    if let Some(next) = updated {
+        l.notify(notify::STRING, "incrby", db, key);
         return Ok(Frame::Integer(next));
     }
     let clock = l.access_clock();
     l.insert(db, Entry::new_string(key, NewString::Int(by), None, clock))?;
+    l.notify(notify::STRING, "incrby", db, key);
     Ok(Frame::Integer(by))
 }
 
@@ -800,6 +842,10 @@ fn set_generic(
         db,
         Entry::new_string(key, NewString::Auto(value), deadline, clock),
     )?;
+    cx.notify(notify::STRING, "set", key);
+    if o.expire.is_some() {
+        cx.notify(notify::GENERIC, "expire", key);
+    }
     Ok(match old {
         Some(v) => v.map_or(Frame::Null, Frame::Bulk),
         None => Frame::ok(),

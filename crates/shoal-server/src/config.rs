@@ -33,6 +33,8 @@ pub enum Kind {
     AddrList,
     /// `latency-tracking-info-percentiles`: zero or more numbers between 0 and 100.
     Percentiles,
+    /// `notify-keyspace-events`: Redis's class letters, shown in its canonical order.
+    NotifyEvents,
     /// `client-output-buffer-limit`: `<class> <hard> <soft> <soft-seconds>` groups for the
     /// classes `normal`, `replica` (or `slave`) and `pubsub`; classes not named keep their
     /// limits.
@@ -368,6 +370,13 @@ pub const PARAMS: &[Param] = &[
         "Per client class (normal, replica, pubsub): hard limit, soft limit and soft seconds of undelivered output; a pub/sub subscriber over its hard limit, or over its soft limit for longer than the seconds, is disconnected (0 = no limit).",
     ),
     p(
+        "notify-keyspace-events",
+        Kind::NotifyEvents,
+        "",
+        true,
+        "Keyspace notifications to publish: Redis's class letters (K keyspace, E keyevent, g generic, $ string, l list, s set, h hash, z sorted set, t stream, x expired, e evicted, m key miss, n new key, A all of g$lshzxetd; empty: off).",
+    ),
+    p(
         "busy-reply-threshold",
         Kind::Int {
             min: 0,
@@ -645,6 +654,12 @@ pub fn canonical(p: &Param, args: &[String]) -> Result<String, String> {
                 return Err("Too many bind addresses specified.".into());
             }
             Ok(words.join(" "))
+        }
+        Kind::NotifyEvents => {
+            let v = one()?;
+            shoal_storage::notify::parse(v)
+                .map(shoal_storage::notify::render)
+                .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string())
         }
         Kind::OutputLimits => {
             let words: Vec<&str> = args.iter().flat_map(|a| a.split_whitespace()).collect();

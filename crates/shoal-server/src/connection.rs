@@ -647,6 +647,10 @@ async fn run_command(
         // Boxed, so the timer's state does not enlarge every command's future.
         Box::pin(tokio::time::sleep(d)).await;
     }
+    // Keyspace notifications go out before the command's own reply, as in Redis.
+    if !ex.journal.notes.is_empty() {
+        shared.publish_notifications(&ex.journal.notes);
+    }
     // Clients blocked on a key this command wrote get their turn. Journals carry key events
     // only while some client is blocked.
     if ex.journal.events.is_some() || ex.journal.swapped_dbs.is_some() {

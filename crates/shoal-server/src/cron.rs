@@ -65,6 +65,9 @@ pub fn tick(shared: &Shared, period: Duration) {
     shared.ks.evict_if_needed(now, &mut journal);
     drop(gate);
     shared.stats.dirty(journal.dirty);
+    if !journal.notes.is_empty() {
+        shared.publish_notifications(&journal.notes);
+    }
     // Keys that expired or were evicted are invalidated for the clients caching them.
     if let (true, Some(events)) = (shared.tracking.active() > 0, &journal.events) {
         let owed = shared

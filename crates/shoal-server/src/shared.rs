@@ -240,6 +240,10 @@ impl Shared {
         l.has_password
             .store(!cfg.get("requirepass").is_empty(), Ordering::Relaxed);
         l.hz.store(cfg.int("hz") as u64, Ordering::Relaxed);
+        self.ks.notify_flags.store(
+            shoal_storage::notify::parse(cfg.get("notify-keyspace-events")).unwrap_or(0),
+            Ordering::Relaxed,
+        );
         self.script
             .threshold_ms
             .store(cfg.int("busy-reply-threshold") as u64, Ordering::Relaxed);
@@ -360,6 +364,24 @@ impl Shared {
     /// Milliseconds since start-up on the monotonic clock (script run times).
     pub fn monotonic_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
+    }
+
+    /// Publishes a command's keyspace notifications: each to `__keyspace@<db>__:<key>` (with
+    /// the event) and `__keyevent@<db>__:<event>` (with the key), as its flags ask.
+    pub fn publish_notifications(&self, notes: &[shoal_storage::notify::Notification]) {
+        use shoal_storage::notify::{KEYEVENT, KEYSPACE};
+        let flags = self.ks.notify_flags.load(Ordering::Relaxed);
+        for n in notes {
+            if flags & KEYSPACE != 0 {
+                let mut channel = format!("__keyspace@{}__:", n.db).into_bytes();
+                channel.extend_from_slice(&n.key);
+                self.publish(&channel, n.event.as_bytes());
+            }
+            if flags & KEYEVENT != 0 {
+                let channel = format!("__keyevent@{}__:{}", n.db, n.event);
+                self.publish(channel.as_bytes(), &n.key);
+            }
+        }
     }
 
     /// Turns client `id`'s tracking off (`CLIENT TRACKING OFF`, `RESET`, disconnect); the last

@@ -74,15 +74,35 @@ pub struct Journal {
     pub events: Option<Vec<KeyEvent>>,
     /// Two databases exchanged by `SWAPDB`: every key of both may have changed.
     pub swapped_dbs: Option<(usize, usize)>,
+    /// Keyspace notifications to publish, recorded only for the classes that are on.
+    pub notes: Vec<crate::notify::Notification>,
 }
 
 impl Journal {
+    /// Records a keyspace notification if `flags` ask for its class.
+    pub fn notify(
+        &mut self,
+        flags: crate::notify::Class,
+        class: crate::notify::Class,
+        event: &'static str,
+        db: usize,
+        key: &[u8],
+    ) {
+        if crate::notify::wanted(flags, class) {
+            self.notes.push(crate::notify::Notification {
+                class,
+                event,
+                db,
+                key: key.to_vec(),
+            });
+        }
+    }
+
     /// A journal that also collects key events.
     pub fn with_events() -> Journal {
         Journal {
-            dirty: 0,
             events: Some(Vec::new()),
-            swapped_dbs: None,
+            ..Journal::default()
         }
     }
 
@@ -91,6 +111,9 @@ impl Journal {
         self.dirty += other.dirty;
         if other.swapped_dbs.is_some() {
             self.swapped_dbs = other.swapped_dbs;
+        }
+        if !other.notes.is_empty() {
+            self.notes.extend(other.notes);
         }
         match (self.events.as_mut(), other.events) {
             (Some(mine), Some(theirs)) => mine.extend(theirs),
@@ -208,6 +231,8 @@ pub struct Keyspace {
     key_event_listeners: AtomicUsize,
     /// Every command passes it shared; transactions and scripts pass it alone.
     pub gate: Gate,
+    /// `notify-keyspace-events`, as class bits (see `notify.rs`).
+    pub notify_flags: std::sync::atomic::AtomicU32,
 }
 
 impl Keyspace {
@@ -240,6 +265,7 @@ impl Keyspace {
             pool: Mutex::new(evict::Pool::default()),
             key_event_listeners: AtomicUsize::new(0),
             gate: Gate::default(),
+            notify_flags: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
@@ -766,6 +792,9 @@ impl<'a> Locked<'a> {
         };
         journal.record(db, entry.key(), EventKind::Write);
         d.watches.touch(entry.key(), true);
+        let flags = ks.notify_flags.load(Ordering::Relaxed);
+        let new_key =
+            crate::notify::wanted(flags, crate::notify::NEW).then(|| entry.key().to_vec());
         let slot = table
             .map
             .entry(p.hash, |e| e.key() == entry.key(), |e| ks.hash(e.key()));
@@ -794,6 +823,9 @@ impl<'a> Locked<'a> {
         }
         if old.is_none() {
             d.keys += 1;
+            if let Some(key) = new_key {
+                journal.notify(flags, crate::notify::NEW, "new", db, &key);
+            }
         }
         d.mem = d.mem + size - old_size;
         match (old_volatile, volatile) {
@@ -887,6 +919,18 @@ impl<'a> Locked<'a> {
                 _ => {}
             }
             self.journal.record(db, key, kind);
+            let flags = self.ks.notify_flags.load(Ordering::Relaxed);
+            match kind {
+                EventKind::Expired => {
+                    self.journal
+                        .notify(flags, crate::notify::EXPIRED, "expired", db, key)
+                }
+                EventKind::Evicted => {
+                    self.journal
+                        .notify(flags, crate::notify::EVICTED, "evicted", db, key)
+                }
+                _ => {}
+            }
             self.db_mut(db, p.stripe)?.watches.touch(key, false);
         }
         Ok(old)
@@ -912,6 +956,21 @@ impl<'a> Locked<'a> {
         let expired = d.stored(ks, key).is_some_and(|e| e.is_expired(now));
         d.watches.add(key, token, expired);
         Ok(())
+    }
+
+    /// Records the keyspace notification `event` of `class` for `key` of database `db`, if
+    /// `notify-keyspace-events` asks for it (one load when it does not).
+    pub fn notify(
+        &mut self,
+        class: crate::notify::Class,
+        event: &'static str,
+        db: usize,
+        key: &[u8],
+    ) {
+        let flags = self.ks.notify_flags.load(Ordering::Relaxed);
+        if flags != 0 {
+            self.journal.notify(flags, class, event, db, key);
+        }
     }
 
     /// The LRU/LFU access clock value this command stamps on entries it touches.

@@ -11,6 +11,7 @@ mod expire;
 mod gate;
 mod glob;
 mod keyspace;
+pub mod notify;
 mod scan;
 mod slot;
 mod table;

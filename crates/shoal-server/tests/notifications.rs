@@ -1,0 +1,194 @@
+//! Keyspace notifications, compared with redis-server 7.0: a subscriber listens on
+//! `__key*__:*`, another client runs a script of commands, and the two servers must deliver the
+//! same messages in the same order. Each family has its scenario; the class flags vary.
+//! `SHOAL_TEST_AGAINST=redis` runs the Shoal side against a second redis-server.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use shoal_testkit::{render, split_args, target_kind, RawClient, ServerKind, ServerProcess};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn candidate() -> ServerKind {
+    target_kind(option_env!("CARGO_BIN_EXE_shoal-server"))
+}
+
+fn connect(addr: SocketAddr) -> RawClient {
+    RawClient::connect_with_timeout(addr, TIMEOUT).expect("connect")
+}
+
+/// Runs `commands` (redis-cli syntax, one per line) with `notify-keyspace-events` set to
+/// `flags` and returns every notification the subscriber received, in order.
+fn notifications(addr: SocketAddr, flags: &str, commands: &str) -> Vec<String> {
+    let mut sub = connect(addr);
+    let mut c = connect(addr);
+    c.call(&["FLUSHALL"]);
+    c.call(&["CONFIG", "SET", "notify-keyspace-events", flags]);
+    sub.send_command(&[b"PSUBSCRIBE", b"__key*__:*"])
+        .expect("send");
+    sub.read_frame().expect("psubscribe confirmation");
+    sub.send_command(&[b"SUBSCRIBE", b"end-of-test"])
+        .expect("send");
+    sub.read_frame().expect("subscribe confirmation");
+    let mut out = Vec::new();
+    for line in commands.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let args = split_args(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        let args: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+        let reply = c.command(&args).expect("reply");
+        out.push(format!("> {line}: {}", render(&reply)));
+    }
+    c.call(&["PUBLISH", "end-of-test", "done"]);
+    loop {
+        let f = sub.read_frame().expect("message");
+        let text = render(&f);
+        if text.contains("end-of-test") {
+            break;
+        }
+        out.push(text);
+    }
+    c.call(&["CONFIG", "SET", "notify-keyspace-events", ""]);
+    out
+}
+
+fn same_on_both(flags: &str, commands: &str) {
+    let redis = ServerProcess::start(ServerKind::Redis, &[]).expect("redis starts");
+    let expected = notifications(redis.addr(), flags, commands);
+    let shoal = ServerProcess::start(candidate(), &[]).expect("shoal starts");
+    let got = notifications(shoal.addr(), flags, commands);
+    assert_eq!(
+        got.join("\n"),
+        expected.join("\n"),
+        "flags {flags}: Shoal (left), Redis (right)"
+    );
+}
+
+const STRINGS: &str = "
+SET s v
+SET s v2 EX 100
+SETNX s x
+SETNX s2 x
+SETEX s3 100 v
+GETSET s v3
+MSET a 1 b 2
+MSETNX a 1 c 3
+INCR n
+INCRBY n 5
+DECR n
+INCRBYFLOAT f 1.5
+APPEND s tail
+APPEND newapp x
+SETRANGE s 2 XY
+SETRANGE sr 3 x
+GETDEL s
+GETEX a EX 100
+GETEX a PERSIST
+GETEX b PXAT 1
+";
+
+#[test]
+fn string_commands_notify_like_redis() {
+    same_on_both("KEA", STRINGS);
+    same_on_both("E$", STRINGS);
+    same_on_both("Kgn", STRINGS);
+}
+
+const KEYS: &str = "
+SET k1 v
+SET k2 v
+DEL k1 k2 missing
+SET k v
+EXPIRE k 100
+PEXPIRE k 100000
+EXPIREAT k 4102444800
+PERSIST k
+PERSIST k
+EXPIRE k 0
+SET r v
+RENAME r r2
+RENAMENX r2 r3
+SET m v
+MOVE m 1
+SET c v
+COPY c c2
+COPY c c2 REPLACE
+SET u v
+UNLINK u
+SET e v PX 1
+";
+
+#[test]
+fn key_commands_notify_like_redis() {
+    same_on_both("KEA", KEYS);
+    same_on_both("Eg", KEYS);
+}
+
+/// Expiry, lazy (a read finds the key expired) and active (the background cycle removes it),
+/// and eviction, all on the `x`/`e` classes.
+#[test]
+fn expiry_and_eviction_notify_like_redis() {
+    let scenario = |addr: SocketAddr| {
+        let mut sub = connect(addr);
+        let mut c = connect(addr);
+        c.call(&["CONFIG", "SET", "notify-keyspace-events", "Exe"]);
+        sub.send_command(&[b"PSUBSCRIBE", b"__key*__:*"])
+            .expect("send");
+        sub.read_frame().expect("confirmation");
+        c.call(&["SET", "lazy", "v", "PX", "1"]);
+        c.call(&["SET", "active", "v", "PX", "1"]);
+        // Wait for the TTL to pass without touching either key.
+        std::thread::sleep(Duration::from_millis(5));
+        c.call(&["GET", "lazy"]);
+        let mut got = vec![render(&sub.read_frame().expect("lazy expiry"))];
+        // The active cycle finds the other one by itself.
+        let start = Instant::now();
+        got.push(render(&sub.read_frame().expect("active expiry")));
+        assert!(start.elapsed() < TIMEOUT);
+        c.call(&["CONFIG", "SET", "maxmemory-policy", "allkeys-random"]);
+        c.call(&["SET", "victim", "v"]);
+        c.call(&["CONFIG", "SET", "maxmemory", "1"]);
+        c.call(&["PING"]);
+        c.call(&["CONFIG", "SET", "maxmemory", "0"]);
+        got.push(render(&sub.read_frame().expect("eviction")));
+        got
+    };
+    let redis = ServerProcess::start(ServerKind::Redis, &[]).expect("redis starts");
+    let expected = scenario(redis.addr());
+    let shoal = ServerProcess::start(candidate(), &[]).expect("shoal starts");
+    assert_eq!(scenario(shoal.addr()), expected);
+}
+
+#[test]
+fn notifications_are_off_by_default_and_flags_render_like_redis() {
+    let transcripts: Vec<Vec<String>> = [ServerKind::Redis, candidate()]
+        .into_iter()
+        .map(|kind| {
+            let server = ServerProcess::start(kind, &[]).expect("server starts");
+            let mut c = connect(server.addr());
+            let mut got = vec![render(&c.call(&[
+                "CONFIG",
+                "GET",
+                "notify-keyspace-events",
+            ]))];
+            for flags in ["KEA", "Elg", "An", "Kxn", "gK$", "Kq", ""] {
+                got.push(render(&c.call(&[
+                    "CONFIG",
+                    "SET",
+                    "notify-keyspace-events",
+                    flags,
+                ])));
+                got.push(render(&c.call(&[
+                    "CONFIG",
+                    "GET",
+                    "notify-keyspace-events",
+                ])));
+            }
+            got
+        })
+        .collect();
+    assert!(transcripts[0][0].contains("\"\""), "off by default");
+    assert_eq!(
+        transcripts[1], transcripts[0],
+        "Shoal (left), Redis (right)"
+    );
+}

@@ -16,6 +16,7 @@ use std::hash::{BuildHasher, Hasher};
 
 use bytes::Bytes;
 use shoal_resp::{Frame, Protocol};
+use shoal_storage::notify;
 use shoal_storage::types::hash::Hash;
 use shoal_storage::types::pack::Item;
 use shoal_storage::{glob_match, Entry, EntryMut, Locked, Object};
@@ -178,7 +179,13 @@ fn hdel(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         let h = hash_mut(e)?;
         Ok(a[2..].iter().filter(|f| h.remove(f)).count() as i64)
     })?;
-    Ok(Frame::Integer(removed.unwrap_or(0)))
+    let removed = removed.unwrap_or(0);
+    if removed > 0 {
+        let db = cx.dbi();
+        cx.db()?
+            .notify_then_del_if_gone(notify::HASH, "hdel", db, &a[1]);
+    }
+    Ok(Frame::Integer(removed))
 }
 
 // Command: HEXISTS key field
@@ -331,6 +338,7 @@ fn hincrby(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         let next = current.checked_add(by).ok_or(CommandError::Overflow)?;
         Ok((next, next.to_string()))
     })?;
+    cx.notify(notify::HASH, "hincrby", &a[1]);
     Ok(Frame::Integer(next))
 }
 
@@ -359,6 +367,7 @@ fn hincrbyfloat(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         let text = sum.to_human_string();
         Ok((text.clone(), text))
     })?;
+    cx.notify(notify::HASH, "hincrbyfloat", &a[1]);
     Ok(Frame::Bulk(Bytes::from(text)))
 }
 
@@ -397,6 +406,7 @@ fn hmset(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         return Err(CommandError::WrongArity("hmset".into()));
     }
     set_pairs(cx, &a[1], &a[2..])?;
+    cx.notify(notify::HASH, "hset", &a[1]);
     Ok(Frame::ok())
 }
 
@@ -616,6 +626,7 @@ fn hset(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         return Err(CommandError::WrongArity("hset".into()));
     }
     let created = set_pairs(cx, &a[1], &a[2..])?;
+    cx.notify(notify::HASH, "hset", &a[1]);
     Ok(Frame::Integer(created))
 }
 
@@ -685,11 +696,15 @@ fn hsetnx(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         Ok(1)
     })?;
     if let Some(done) = done {
+        if done == 1 {
+            cx.notify(notify::HASH, "hset", &a[1]);
+        }
         return Ok(Frame::Integer(done));
     }
     let mut h = Hash::new();
     h.set(&a[2], &a[3], &limits);
     insert_hash(cx, &a[1], h)?;
+    cx.notify(notify::HASH, "hset", &a[1]);
     Ok(Frame::Integer(1))
 }
 

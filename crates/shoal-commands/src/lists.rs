@@ -11,7 +11,7 @@ use bytes::Bytes;
 use shoal_resp::Frame;
 use shoal_storage::types::list::{End, List};
 use shoal_storage::types::pack::Item;
-use shoal_storage::{Entry, EntryMut, Object};
+use shoal_storage::{notify, Entry, EntryMut, Object};
 
 use crate::args::{self, is, TimeoutUnit};
 use crate::cx::{BlockSpec, Cx};
@@ -274,7 +274,11 @@ fn linsert(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
             list.insert_at(place, &a[4], after, fill);
             Ok(list.len() as i64)
         })?;
-    Ok(Frame::Integer(inserted.transpose()?.unwrap_or(0)))
+    let inserted = inserted.transpose()?.unwrap_or(0);
+    if inserted > 0 {
+        cx.notify(notify::LIST, "linsert", &a[1]);
+    }
+    Ok(Frame::Integer(inserted))
 }
 
 // Command: LLEN key
@@ -453,7 +457,12 @@ fn lrem(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
             }
             Ok(list_mut(e)?.remove_matching(&a[3], limit, from))
         })?;
-    Ok(Frame::Integer(removed.transpose()?.unwrap_or(0) as i64))
+    let removed = removed.transpose()?.unwrap_or(0);
+    if removed > 0 {
+        cx.db()?
+            .notify_then_del_if_gone(notify::LIST, "lrem", db, &a[1]);
+    }
+    Ok(Frame::Integer(removed as i64))
 }
 
 // Command: LSET key index element
@@ -475,7 +484,9 @@ fn lset(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         list_mut(e)?.set(index, &a[3], fill);
         Ok(Frame::ok())
     })?;
-    done.ok_or(CommandError::NoSuchKey)?
+    let reply = done.ok_or(CommandError::NoSuchKey)??;
+    cx.notify(notify::LIST, "lset", &a[1]);
+    Ok(reply)
 }
 
 // Command: LTRIM key start stop
@@ -504,7 +515,10 @@ fn ltrim(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
             list.remove_tail(tail);
             Ok(())
         })?;
-    done.transpose()?;
+    if done.transpose()?.is_some() {
+        cx.db()?
+            .notify_then_del_if_gone(notify::LIST, "ltrim", db, &a[1]);
+    }
     Ok(Frame::ok())
 }
 
@@ -627,8 +641,16 @@ fn push_command(cx: &mut Cx<'_>, a: &[Bytes], end: End, only_existing: bool) -> 
         }
         Ok(list.len())
     })?;
+    let event = match end {
+        End::Head => "lpush",
+        End::Tail => "rpush",
+    };
     let len = match pushed {
-        Some(len) => len?,
+        Some(len) => {
+            let len = len?;
+            l.notify(notify::LIST, event, db, &a[1]);
+            len
+        }
         None if only_existing => 0,
         None => {
             let mut list = List::new();
@@ -641,6 +663,7 @@ fn push_command(cx: &mut Cx<'_>, a: &[Bytes], end: End, only_existing: bool) -> 
                 db,
                 Entry::new_object(&a[1], Object::List(Box::new(list)), None, clock),
             )?;
+            l.notify(notify::LIST, event, db, &a[1]);
             len
         }
     };
@@ -688,7 +711,12 @@ fn pop_one(cx: &mut Cx<'_>, key: &[u8], end: End) -> Result<Option<Frame>, Comma
             let value = list_mut(e)?.pop(end);
             Ok(value.map(|v| Frame::Bulk(Bytes::from(v))))
         })?;
-    Ok(popped.transpose()?.flatten())
+    let popped = popped.transpose()?.flatten();
+    if popped.is_some() {
+        cx.db()?
+            .notify_then_del_if_gone(notify::LIST, pop_event(end), db, key);
+    }
+    Ok(popped)
 }
 
 /// Pops up to `count` elements from one end of the list at `key`, in popping order; `None` when
@@ -720,7 +748,20 @@ fn pop_elements(
             }
             Ok(items)
         })?;
-    popped.transpose()
+    let popped = popped.transpose()?;
+    if popped.as_ref().is_some_and(|items| !items.is_empty()) {
+        cx.db()?
+            .notify_then_del_if_gone(notify::LIST, pop_event(end), db, key);
+    }
+    Ok(popped)
+}
+
+/// The event a pop from `end` announces.
+fn pop_event(end: End) -> &'static str {
+    match end {
+        End::Head => "lpop",
+        End::Tail => "rpop",
+    }
 }
 
 /// `LMPOP`/`BLMPOP`'s pop: from the first of `keys` holding a list, `[key, [elements]]`; `None`
@@ -829,6 +870,13 @@ fn move_element(
             )?;
         }
     }
+    // As Redis: the push onto the destination, then the pop from the source, then its deletion.
+    let push_event = match to {
+        End::Head => "lpush",
+        End::Tail => "rpush",
+    };
+    l.notify(notify::LIST, push_event, db, destination);
+    l.notify_then_del_if_gone(notify::LIST, pop_event(from), db, source);
     Ok(Some(Frame::Bulk(Bytes::from(value))))
 }
 

@@ -12,6 +12,7 @@ use std::cell::Cell;
 
 use bytes::Bytes;
 use shoal_resp::Frame;
+use shoal_storage::notify;
 use shoal_storage::types::set::{Item, Set};
 use shoal_storage::{glob_match, Entry, Locked, Object};
 
@@ -150,14 +151,20 @@ fn sadd(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     let db = cx.dbi();
     let l = cx.db()?;
     let members = &a[2..];
-    if let Some(mut e) = l.write(db, &a[1])? {
-        // Only a real addition marks the key modified.
-        let s = set_ref(e.get())?;
-        if members.iter().all(|m| s.contains(m)) {
-            return Ok(Frame::Integer(0));
+    let added = match l.write(db, &a[1])? {
+        Some(mut e) => {
+            // Only a real addition marks the key modified.
+            let s = set_ref(e.get())?;
+            if members.iter().all(|m| s.contains(m)) {
+                return Ok(Frame::Integer(0));
+            }
+            let s = set_mut(e.get_mut())?;
+            Some(members.iter().filter(|m| s.insert(m, max)).count())
         }
-        let s = set_mut(e.get_mut())?;
-        let added = members.iter().filter(|m| s.insert(m, max)).count();
+        None => None,
+    };
+    if let Some(added) = added {
+        l.notify(notify::SET, "sadd", db, &a[1]);
         return Ok(Frame::Integer(added as i64));
     }
     let mut s = Set::new();
@@ -167,6 +174,7 @@ fn sadd(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         db,
         Entry::new_object(&a[1], Object::Set(Box::new(s)), None, clock),
     )?;
+    l.notify(notify::SET, "sadd", db, &a[1]);
     Ok(Frame::Integer(added as i64))
 }
 
@@ -303,6 +311,8 @@ fn smove(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     }
     l.update(db, src, |e| set_mut(e.get_mut()).map(|s| s.remove(member)))?
         .transpose()?;
+    // As Redis: the removal from the source (and its deletion), then the addition.
+    l.notify_then_del_if_gone(notify::SET, "srem", db, src);
     match dst_has {
         Some(true) => {}
         Some(false) => {
@@ -320,6 +330,9 @@ fn smove(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
                 Entry::new_object(dst, Object::Set(Box::new(s)), None, clock),
             )?;
         }
+    }
+    if dst_has != Some(true) {
+        l.notify(notify::SET, "sadd", db, dst);
     }
     Ok(Frame::Integer(1))
 }
@@ -344,7 +357,11 @@ fn spop(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         set_mut(e.get_mut()).map(|s| s.pop_random(&mut random))
     })?;
     Ok(match popped.transpose()?.flatten() {
-        Some(m) => Frame::Bulk(Bytes::from(m)),
+        Some(m) => {
+            cx.db()?
+                .notify_then_del_if_gone(notify::SET, "spop", db, &a[1]);
+            Frame::Bulk(Bytes::from(m))
+        }
         None => Frame::Null,
     })
 }
@@ -381,6 +398,8 @@ fn spop_count(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
             None => Vec::new(),
         };
         l.remove(db, &a[1])?;
+        l.notify(notify::SET, "spop", db, &a[1]);
+        l.notify(notify::GENERIC, "del", db, &a[1]);
         return Ok(Frame::Set(all));
     }
     let remaining = size - count;
@@ -405,7 +424,9 @@ fn spop_count(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         *s = keep;
         Ok(out)
     })?;
-    Ok(Frame::Set(reply.transpose()?.unwrap_or_default()))
+    let reply = reply.transpose()?.unwrap_or_default();
+    l.notify(notify::SET, "spop", db, &a[1]);
+    Ok(Frame::Set(reply))
 }
 
 /// The most members a negative `SRANDMEMBER` count may ask for: the reply is built in memory,
@@ -504,7 +525,12 @@ fn srem(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
             let s = set_mut(e.get_mut())?;
             Ok(members.iter().filter(|m| s.remove(m)).count())
         })?;
-    Ok(Frame::Integer(removed.transpose()?.unwrap_or(0) as i64))
+    let removed = removed.transpose()?.unwrap_or(0);
+    if removed > 0 {
+        cx.db()?
+            .notify_then_del_if_gone(notify::SET, "srem", db, &a[1]);
+    }
+    Ok(Frame::Integer(removed as i64))
 }
 
 // Command: SSCAN key cursor [MATCH pattern] [COUNT count]
@@ -666,16 +692,19 @@ fn borrow_all<'l>(
 
 /// Replaces `dst` with `result`, or deletes it when the result is empty, and replies with the
 /// cardinality, as the `*STORE` commands do.
-fn store(l: &mut Locked<'_>, db: usize, dst: &[u8], result: Set) -> CmdResult {
+fn store(l: &mut Locked<'_>, db: usize, dst: &[u8], result: Set, event: &'static str) -> CmdResult {
     let len = result.len();
     if len == 0 {
-        l.remove(db, dst)?;
+        if l.remove(db, dst)?.is_some() {
+            l.notify(notify::GENERIC, "del", db, dst);
+        }
     } else {
         let clock = l.access_clock();
         l.insert(
             db,
             Entry::new_object(dst, Object::Set(Box::new(result)), None, clock),
         )?;
+        l.notify(notify::SET, event, db, dst);
     }
     Ok(Frame::Integer(len as i64))
 }
@@ -701,7 +730,7 @@ fn inter(cx: &mut Cx<'_>, keys: &[Bytes], mode: Inter<'_>) -> CmdResult {
         return match mode {
             Inter::Reply => Ok(Frame::Set(Vec::new())),
             Inter::Card(_) => Ok(Frame::Integer(0)),
-            Inter::Store(dst) => store(l, db, dst, Set::new()),
+            Inter::Store(dst) => store(l, db, dst, Set::new(), "sinterstore"),
         };
     }
     let result = {
@@ -740,7 +769,7 @@ fn inter(cx: &mut Cx<'_>, keys: &[Bytes], mode: Inter<'_>) -> CmdResult {
         }
     };
     match mode {
-        Inter::Store(dst) => store(l, db, dst, result),
+        Inter::Store(dst) => store(l, db, dst, result, "sinterstore"),
         _ => Ok(Frame::Set(Vec::new())),
     }
 }
@@ -775,7 +804,13 @@ fn union_diff(cx: &mut Cx<'_>, keys: &[Bytes], dst: Option<&Bytes>, op: Op) -> C
         out
     };
     match dst {
-        Some(dst) => store(l, db, dst, result),
+        Some(dst) => {
+            let event = match op {
+                Op::Union => "sunionstore",
+                Op::Diff => "sdiffstore",
+            };
+            store(l, db, dst, result, event)
+        }
         None => Ok(Frame::Set(members_frames(&result))),
     }
 }

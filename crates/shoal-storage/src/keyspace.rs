@@ -973,6 +973,26 @@ impl<'a> Locked<'a> {
         }
     }
 
+    /// [`Locked::notify`], then `del` if the key is gone: a collection the command emptied,
+    /// which the write path deleted, as Redis announces it.
+    pub fn notify_then_del_if_gone(
+        &mut self,
+        class: crate::notify::Class,
+        event: &'static str,
+        db: usize,
+        key: &[u8],
+    ) {
+        let flags = self.ks.notify_flags.load(Ordering::Relaxed);
+        if flags == 0 {
+            return;
+        }
+        self.journal.notify(flags, class, event, db, key);
+        if matches!(self.peek(db, key), Ok(None)) {
+            self.journal
+                .notify(flags, crate::notify::GENERIC, "del", db, key);
+        }
+    }
+
     /// The LRU/LFU access clock value this command stamps on entries it touches.
     pub fn access_clock(&self) -> u32 {
         self.clock & CLOCK_MAX

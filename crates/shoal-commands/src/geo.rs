@@ -426,7 +426,10 @@ fn search(cx: &mut Cx<'_>, a: &[Bytes], variant: Variant) -> CmdResult {
         return match store_key {
             Some(dst) => {
                 let db = cx.dbi();
-                cx.db()?.remove(db, dst)?;
+                let l = cx.db()?;
+                if l.remove(db, dst)?.is_some() {
+                    l.notify(shoal_storage::notify::GENERIC, "del", db, dst);
+                }
                 Ok(Frame::Integer(0))
             }
             None => Ok(Frame::Array(Vec::new())),
@@ -512,7 +515,11 @@ fn search(cx: &mut Cx<'_>, a: &[Bytes], variant: Variant) -> CmdResult {
         };
         z.insert(&f.member, score, &limits);
     }
-    store(cx, dst, z)?;
+    let event = match variant {
+        Variant::Search { .. } => "geosearchstore",
+        _ => "georadiusstore",
+    };
+    store(cx, dst, z, Some(event))?;
     Ok(Frame::Integer(returned as i64))
 }
 

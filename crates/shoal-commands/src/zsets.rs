@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use shoal_resp::{Frame, Protocol};
+use shoal_storage::notify;
 use shoal_storage::types::zset::{Member, ZSet};
 use shoal_storage::{glob_match, Entry, Object, TypeLimits};
 
@@ -505,27 +506,35 @@ fn zrem(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     }
     let removed = update_zset(cx, &a[1], |z| {
         a[2..].iter().filter(|m| z.remove(m).is_some()).count()
-    })?;
-    Ok(Frame::Integer(removed.unwrap_or(0) as i64))
+    })?
+    .unwrap_or(0);
+    if removed > 0 {
+        let db = cx.dbi();
+        cx.db()?
+            .notify_then_del_if_gone(notify::ZSET, "zrem", db, &a[1]);
+    }
+    Ok(Frame::Integer(removed as i64))
 }
 
 // Command: ZREMRANGEBYLEX key min max
 fn zremrangebylex(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     let range = LexRange::parse(&a[2], &a[3])?;
-    remove_ranks(cx, &a[1], |z| range.ranks(z))
+    remove_ranks(cx, &a[1], "zremrangebylex", |z| range.ranks(z))
 }
 
 // Command: ZREMRANGEBYRANK key start stop
 fn zremrangebyrank(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     let start = args::int(&a[2])?;
     let stop = args::int(&a[3])?;
-    remove_ranks(cx, &a[1], |z| rank_span(start, stop, z.len()))
+    remove_ranks(cx, &a[1], "zremrangebyrank", |z| {
+        rank_span(start, stop, z.len())
+    })
 }
 
 // Command: ZREMRANGEBYSCORE key min max
 fn zremrangebyscore(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     let range = ScoreRange::parse(&a[2], &a[3])?;
-    remove_ranks(cx, &a[1], |z| range.ranks(z))
+    remove_ranks(cx, &a[1], "zremrangebyscore", |z| range.ranks(z))
 }
 
 // Command: ZREVRANGE key start stop [WITHSCORES]
@@ -669,14 +678,26 @@ fn update_zset<R>(
 }
 
 /// Replaces `key` with `z` (deleting the key when `z` is empty), as the STORE commands do.
-pub(crate) fn store(cx: &mut Cx<'_>, key: &[u8], z: ZSet) -> Result<(), CommandError> {
+/// Stores `z` at `key` (deleting the key when `z` is empty), announcing `event` (or `del` for a
+/// deletion) when one is given, as the `*STORE` commands do.
+pub(crate) fn store(
+    cx: &mut Cx<'_>,
+    key: &[u8],
+    z: ZSet,
+    event: Option<&'static str>,
+) -> Result<(), CommandError> {
     let db = cx.dbi();
     let l = cx.db()?;
     if z.is_empty() {
-        l.remove(db, key)?;
+        if l.remove(db, key)?.is_some() && event.is_some() {
+            l.notify(notify::GENERIC, "del", db, key);
+        }
     } else {
         let clock = l.access_clock();
         l.insert(db, Entry::new_object(key, Object::ZSet(z), None, clock))?;
+        if let Some(event) = event {
+            l.notify(notify::ZSET, event, db, key);
+        }
     }
     Ok(())
 }
@@ -790,11 +811,14 @@ pub(crate) fn zadd_generic(
         let mut z = ZSet::new();
         apply(&mut z);
         if !z.is_empty() {
-            store(cx, key, z)?;
+            store(cx, key, z, None)?;
         }
     }
     if nan {
         return Err(CommandError::err("resulting score is not a number (NaN)"));
+    }
+    if added + updated > 0 {
+        cx.notify(notify::ZSET, if o.incr { "zincr" } else { "zadd" }, key);
     }
     Ok(if o.incr {
         last.map_or(Frame::Null, Frame::Double)
@@ -1155,7 +1179,7 @@ fn range_command(
                 z.insert(m, *s, &l);
             }
             let n = z.len();
-            store(cx, dst, z)?;
+            store(cx, dst, z, Some("zrangestore"))?;
             Ok(Frame::Integer(n as i64))
         }
         None => Ok(match walk {
@@ -1261,7 +1285,12 @@ fn rank_generic(cx: &mut Cx<'_>, a: &[Bytes], reverse: bool) -> CmdResult {
 }
 
 /// ZREMRANGEBY*: removes the ranks `ranks` picks; replies with how many went.
-fn remove_ranks(cx: &mut Cx<'_>, key: &[u8], ranks: impl Fn(&ZSet) -> (usize, usize)) -> CmdResult {
+fn remove_ranks(
+    cx: &mut Cx<'_>,
+    key: &[u8],
+    event: &'static str,
+    ranks: impl Fn(&ZSet) -> (usize, usize),
+) -> CmdResult {
     let Some(z) = read_zset_quiet(cx, key)? else {
         return Ok(Frame::Integer(0));
     };
@@ -1269,8 +1298,13 @@ fn remove_ranks(cx: &mut Cx<'_>, key: &[u8], ranks: impl Fn(&ZSet) -> (usize, us
     if lo >= hi {
         return Ok(Frame::Integer(0));
     }
-    let n = update_zset(cx, key, |z| z.remove_ranks(lo, hi))?;
-    Ok(Frame::Integer(n.unwrap_or(0) as i64))
+    let n = update_zset(cx, key, |z| z.remove_ranks(lo, hi))?.unwrap_or(0);
+    if n > 0 {
+        let db = cx.dbi();
+        cx.db()?
+            .notify_then_del_if_gone(notify::ZSET, event, db, key);
+    }
+    Ok(Frame::Integer(n as i64))
 }
 
 /// Members, or members with scores: flat in RESP2, [member, score] pairs in RESP3.
@@ -1497,7 +1531,12 @@ fn set_op(
                 z.insert(m, *s, &l);
             }
             let len = z.len();
-            store(cx, dst, z)?;
+            let event = match op {
+                SetOp::Union => "zunionstore",
+                SetOp::Inter | SetOp::InterCard => "zinterstore",
+                SetOp::Diff => "zdiffstore",
+            };
+            store(cx, dst, z, Some(event))?;
             Ok(Frame::Integer(len as i64))
         }
         None => Ok(scored_reply(result, withscores, is_resp3(cx))),
@@ -1550,7 +1589,14 @@ fn pop_from(
         }
         items
     })?;
-    Ok(popped.unwrap_or_default())
+    let popped = popped.unwrap_or_default();
+    if !popped.is_empty() {
+        let db = cx.dbi();
+        let event = if max { "zpopmax" } else { "zpopmin" };
+        cx.db()?
+            .notify_then_del_if_gone(notify::ZSET, event, db, key);
+    }
+    Ok(popped)
 }
 
 /// The first non-empty sorted set among `keys`, popped; `None` when all are missing.

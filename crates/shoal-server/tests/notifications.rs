@@ -191,6 +191,44 @@ fn hash_and_set_commands_notify_like_redis() {
     same_on_both("Ehsgn", HASHES_AND_SETS);
 }
 
+const ZSETS_AND_GEO: &str = "
+ZADD z 1 a 2 b 3 c 4 d 5 e
+ZADD z 1 a
+ZADD z XX CH 9 a
+ZADD z INCR 1 a
+ZINCRBY z 2 b
+ZREM z a nothere
+ZREM z nothere
+ZREMRANGEBYRANK z 0 0
+ZREMRANGEBYSCORE z 100 200
+ZREMRANGEBYSCORE z 0 3
+ZPOPMIN z
+ZPOPMAX z 5
+ZADD z1 1 a 2 b
+ZADD z2 2 b 3 c
+ZUNIONSTORE u 2 z1 z2
+ZINTERSTORE i 2 z1 z2
+ZDIFFSTORE d 2 z1 z2
+ZDIFFSTORE d 2 z1 z1
+ZRANGESTORE r z1 0 -1
+ZRANGESTORE r z1 5 10
+ZMPOP 1 z1 MIN COUNT 5
+BZPOPMAX z2 0
+ZADD lex 0 a 0 b 0 c
+ZREMRANGEBYLEX lex [a [b
+GEOADD g 13.361389 38.115556 Palermo 15.087269 37.502669 Catania
+GEOSEARCHSTORE gs g FROMLONLAT 15 37 BYRADIUS 200 km
+GEORADIUS g 15 37 200 km STORE gr
+GEOSEARCHSTORE gs g FROMLONLAT 0 0 BYRADIUS 1 km
+GEOSEARCHSTORE gs nokey FROMLONLAT 0 0 BYRADIUS 1 km
+";
+
+#[test]
+fn sorted_set_and_geo_commands_notify_like_redis() {
+    same_on_both("KEA", ZSETS_AND_GEO);
+    same_on_both("Ezg", ZSETS_AND_GEO);
+}
+
 /// Expiry, lazy (a read finds the key expired) and active (the background cycle removes it),
 /// and eviction, all on the `x`/`e` classes.
 #[test]

@@ -10,7 +10,7 @@
 
 use bytes::Bytes;
 use shoal_resp::Frame;
-use shoal_storage::{Entry, NewString, StrRef};
+use shoal_storage::{notify, Entry, NewString, StrRef};
 
 use crate::args::{self, is};
 use crate::cx::Cx;
@@ -178,7 +178,9 @@ fn bitop(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     }
     let max_len = sources.iter().map(Bytes::len).max().unwrap_or(0);
     if max_len == 0 {
-        l.remove(db, &a[2])?;
+        if l.remove(db, &a[2])?.is_some() {
+            l.notify(notify::GENERIC, "del", db, &a[2]);
+        }
         return Ok(Frame::Integer(0));
     }
     let mut out = vec![0u8; max_len];
@@ -209,6 +211,7 @@ fn bitop(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         db,
         Entry::new_string(&a[2], NewString::Raw(out), None, clock),
     )?;
+    l.notify(notify::STRING, "set", db, &a[2]);
     Ok(Frame::Integer(max_len as i64))
 }
 
@@ -314,13 +317,23 @@ fn setbit(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     let db = cx.dbi();
     let l = cx.db()?;
     let byte = (offset >> 3) as usize;
-    if let Some(mut e) = l.write(db, &a[1])? {
-        let s = e.get().as_str().ok_or(CommandError::WrongType)?;
-        let (old, grows) = with_bytes(s, |b| (get_bit(b, offset), b.len() <= byte));
-        // Redis turns the value into a raw string even when the bit is already right.
-        if old != on || grows || e.get().encoding_name() != "raw" {
-            e.get_mut()
-                .edit_bytes(byte + 1, |buf| set_bits(buf, offset, 1, on as u64));
+    let existing = match l.write(db, &a[1])? {
+        Some(mut e) => {
+            let s = e.get().as_str().ok_or(CommandError::WrongType)?;
+            let (old, grows) = with_bytes(s, |b| (get_bit(b, offset), b.len() <= byte));
+            // Redis turns the value into a raw string even when the bit is already right.
+            if old != on || grows || e.get().encoding_name() != "raw" {
+                e.get_mut()
+                    .edit_bytes(byte + 1, |buf| set_bits(buf, offset, 1, on as u64));
+            }
+            Some((old, old != on || grows))
+        }
+        None => None,
+    };
+    // Like Redis, a SETBIT that changes nothing (the bit was already so) announces nothing.
+    if let Some((old, changed)) = existing {
+        if changed {
+            l.notify(notify::STRING, "setbit", db, &a[1]);
         }
         return Ok(Frame::Integer(old as i64));
     }
@@ -331,6 +344,7 @@ fn setbit(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         db,
         Entry::new_string(&a[1], NewString::Raw(buf), None, clock),
     )?;
+    l.notify(notify::STRING, "setbit", db, &a[1]);
     Ok(Frame::Integer(0))
 }
 
@@ -651,19 +665,25 @@ fn bitfield_generic(cx: &mut Cx<'_>, a: &[Bytes], read_only: bool) -> CmdResult 
     }
     let min_len = (highest >> 3) as usize + 1;
     let mut replies = Vec::with_capacity(fields.len());
-    if let Some(mut e) = l.write(db, &a[1])? {
-        e.get().as_str().ok_or(CommandError::WrongType)?;
-        e.get_mut()
-            .edit_bytes(min_len, |buf| run_fields(buf, &fields, &mut replies));
-        return Ok(Frame::Array(replies));
+    let existed = match l.write(db, &a[1])? {
+        Some(mut e) => {
+            e.get().as_str().ok_or(CommandError::WrongType)?;
+            e.get_mut()
+                .edit_bytes(min_len, |buf| run_fields(buf, &fields, &mut replies));
+            true
+        }
+        None => false,
+    };
+    if !existed {
+        let mut buf = vec![0u8; min_len];
+        run_fields(&mut buf, &fields, &mut replies);
+        let clock = l.access_clock();
+        l.insert(
+            db,
+            Entry::new_string(&a[1], NewString::Raw(buf), None, clock),
+        )?;
     }
-    let mut buf = vec![0u8; min_len];
-    run_fields(&mut buf, &fields, &mut replies);
-    let clock = l.access_clock();
-    l.insert(
-        db,
-        Entry::new_string(&a[1], NewString::Raw(buf), None, clock),
-    )?;
+    l.notify(notify::STRING, "setbit", db, &a[1]);
     Ok(Frame::Array(replies))
 }
 

@@ -8,7 +8,7 @@ mod hll;
 
 use bytes::Bytes;
 use shoal_resp::Frame;
-use shoal_storage::{Entry, NewString, StrRef};
+use shoal_storage::{notify, Entry, NewString, StrRef};
 
 use crate::args::{self, is};
 use crate::cx::Cx;
@@ -60,40 +60,46 @@ fn pfadd(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     let db = cx.dbi();
     let l = cx.db()?;
     let elements = &a[2..];
-    if let Some(mut e) = l.write(db, &a[1])? {
-        let bytes = hll_bytes(e.get().as_str())?;
-        // Most PFADDs change nothing; find out without writing, so the key is only marked
-        // modified when a register really grows. A corrupt sparse sequence takes the writing
-        // path, which reports it the way Redis does.
-        let changes = elements.iter().any(|el| {
-            let (index, count) = hll::pattern(el);
-            hll::register(bytes, index).map_or(true, |r| count > r)
-        });
-        if !changes {
-            return Ok(Frame::Integer(0));
-        }
-        let mut result = Ok(false);
-        e.get_mut().edit_bytes(0, |h| {
-            let mut updated = false;
-            for el in elements {
-                match hll::add(h, el, sparse_max) {
-                    Ok(changed) => updated |= changed,
-                    // Registers already raised stay raised, as in Redis.
-                    Err(c) => {
-                        result = Err(c);
-                        return;
+    let existing = match l.write(db, &a[1])? {
+        None => None,
+        Some(mut e) => {
+            let bytes = hll_bytes(e.get().as_str())?;
+            // Most PFADDs change nothing; find out without writing, so the key is only marked
+            // modified when a register really grows. A corrupt sparse sequence takes the writing
+            // path, which reports it the way Redis does.
+            let changes = elements.iter().any(|el| {
+                let (index, count) = hll::pattern(el);
+                hll::register(bytes, index).map_or(true, |r| count > r)
+            });
+            if !changes {
+                return Ok(Frame::Integer(0));
+            }
+            let mut result = Ok(false);
+            e.get_mut().edit_bytes(0, |h| {
+                let mut updated = false;
+                for el in elements {
+                    match hll::add(h, el, sparse_max) {
+                        Ok(changed) => updated |= changed,
+                        // Registers already raised stay raised, as in Redis.
+                        Err(c) => {
+                            result = Err(c);
+                            return;
+                        }
                     }
                 }
-            }
-            if updated {
-                hll::invalidate(h);
-            }
-            result = Ok(updated);
-        });
-        return match result {
-            Ok(updated) => Ok(Frame::Integer(updated as i64)),
-            Err(_) => Err(corrupt()),
-        };
+                if updated {
+                    hll::invalidate(h);
+                }
+                result = Ok(updated);
+            });
+            Some(result.map_err(|_| corrupt())?)
+        }
+    };
+    if let Some(updated) = existing {
+        if updated {
+            l.notify(notify::STRING, "pfadd", db, &a[1]);
+        }
+        return Ok(Frame::Integer(updated as i64));
     }
     let mut h = hll::new_sparse();
     for el in elements {
@@ -103,6 +109,7 @@ fn pfadd(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     hll::invalidate(&mut h);
     let clock = l.access_clock();
     l.insert(db, Entry::new_string(&a[1], NewString::Raw(h), None, clock))?;
+    l.notify(notify::STRING, "pfadd", db, &a[1]);
     Ok(Frame::Integer(1))
 }
 
@@ -180,16 +187,22 @@ fn pfmerge(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         hll::invalidate(h);
         Ok(())
     };
-    if let Some(mut e) = l.write(db, &a[1])? {
-        let mut result = Ok(());
-        e.get_mut().edit_bytes(0, |h| result = fill(h));
-        result?;
-        return Ok(Frame::ok());
+    let existed = match l.write(db, &a[1])? {
+        Some(mut e) => {
+            let mut result = Ok(());
+            e.get_mut().edit_bytes(0, |h| result = fill(h));
+            result?;
+            true
+        }
+        None => false,
+    };
+    if !existed {
+        let mut h = hll::new_sparse();
+        fill(&mut h)?;
+        let clock = l.access_clock();
+        l.insert(db, Entry::new_string(&a[1], NewString::Raw(h), None, clock))?;
     }
-    let mut h = hll::new_sparse();
-    fill(&mut h)?;
-    let clock = l.access_clock();
-    l.insert(db, Entry::new_string(&a[1], NewString::Raw(h), None, clock))?;
+    l.notify(notify::STRING, "pfadd", db, &a[1]);
     Ok(Frame::ok())
 }
 

@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use shoal_resp::{Frame, Protocol};
 use shoal_storage::types::stream::{Entries, Entry, Group, Stream, StreamId, Trim};
-use shoal_storage::{Entry as KeyEntry, Object};
+use shoal_storage::{notify, Entry as KeyEntry, Object};
 
 use crate::args::{self, is, TimeoutUnit};
 use crate::cx::{BlockSpec, Cx};
@@ -231,8 +231,14 @@ fn xadd(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     };
     let entries = s.entries_mut();
     entries.append(id, fields, &limits);
-    if let Some(strategy) = opts.strategy {
-        entries.trim(strategy, opts.approx, opts.limit);
+    let trimmed = match opts.strategy {
+        Some(strategy) => entries.trim(strategy, opts.approx, opts.limit),
+        None => 0,
+    };
+    drop(e);
+    l.notify(notify::STREAM, "xadd", db, &a[1]);
+    if trimmed > 0 {
+        l.notify(notify::STREAM, "xtrim", db, &a[1]);
     }
     Ok(id_frame(id))
 }
@@ -440,8 +446,11 @@ fn xdel(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         .iter()
         .map(|arg| parse_id(arg, 0, true))
         .collect::<Result<Vec<_>, _>>()?;
-    let deleted = write(cx, &a[1], |s| Ok(s.entries_mut().delete(&ids)))?;
-    Ok(Frame::Integer(deleted.unwrap_or(0) as i64))
+    let deleted = write(cx, &a[1], |s| Ok(s.entries_mut().delete(&ids)))?.unwrap_or(0);
+    if deleted > 0 {
+        cx.notify(notify::STREAM, "xdel", &a[1]);
+    }
+    Ok(Frame::Integer(deleted as i64))
 }
 
 // Command: XGROUP CREATE key group id|$ [MKSTREAM] [ENTRIESREAD entries-read]
@@ -470,6 +479,7 @@ fn xgroup_create(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         Ok(s.create_group(&a[3], id, opts.entries_read))
     })?;
     if created == Some(true) {
+        cx.notify(notify::STREAM, "xgroup-create", &a[2]);
         Ok(Frame::ok())
     } else {
         Err(CommandError::Other(
@@ -490,7 +500,11 @@ fn xgroup_createconsumer(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     let created = write(cx, &a[2], |s| {
         Ok(s.with_group(&a[3], |_, g| g.create_consumer(&a[4], now)))
     })?;
-    Ok(Frame::Integer(i64::from(created.flatten() == Some(true))))
+    let created = created.flatten() == Some(true);
+    if created {
+        cx.notify(notify::STREAM, "xgroup-createconsumer", &a[2]);
+    }
+    Ok(Frame::Integer(i64::from(created)))
 }
 
 // Command: XGROUP DELCONSUMER key group consumer
@@ -510,6 +524,7 @@ fn xgroup_delconsumer(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     let pending = write(cx, &a[2], |s| {
         Ok(s.with_group(&a[3], |_, g| g.delete_consumer(&a[4])))
     })?;
+    cx.notify(notify::STREAM, "xgroup-delconsumer", &a[2]);
     Ok(Frame::Integer(
         pending.flatten().flatten().unwrap_or(0) as i64
     ))
@@ -526,8 +541,11 @@ fn xgroup_destroy(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     if read(cx, &a[2], |s| s.group(&a[3]).is_some())? != Some(true) {
         return Ok(Frame::Integer(0));
     }
-    let destroyed = write(cx, &a[2], |s| Ok(s.destroy_group(&a[3])))?;
-    Ok(Frame::Integer(i64::from(destroyed == Some(true))))
+    let destroyed = write(cx, &a[2], |s| Ok(s.destroy_group(&a[3])))? == Some(true);
+    if destroyed {
+        cx.notify(notify::STREAM, "xgroup-destroy", &a[2]);
+    }
+    Ok(Frame::Integer(i64::from(destroyed)))
 }
 
 // Command: XGROUP HELP
@@ -576,6 +594,7 @@ fn xgroup_setid(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
             g.entries_read = opts.entries_read;
         }))
     })?;
+    cx.notify(notify::STREAM, "xgroup-setid", &a[2]);
     Ok(Frame::ok())
 }
 
@@ -1000,6 +1019,7 @@ fn xsetid(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         s.entries_mut().set_meta(id, entries_added, max_deleted);
         Ok(())
     })?;
+    cx.notify(notify::STREAM, "xsetid", &a[1]);
     Ok(Frame::ok())
 }
 
@@ -1020,8 +1040,12 @@ fn xtrim(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     }
     let deleted = write(cx, &a[1], |s| {
         Ok(s.entries_mut().trim(strategy, opts.approx, opts.limit))
-    })?;
-    Ok(Frame::Integer(deleted.unwrap_or(0) as i64))
+    })?
+    .unwrap_or(0);
+    if deleted > 0 {
+        cx.notify(notify::STREAM, "xtrim", &a[1]);
+    }
+    Ok(Frame::Integer(deleted as i64))
 }
 
 // ---------------------------------------------------------------------------------------------

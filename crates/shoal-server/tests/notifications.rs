@@ -229,6 +229,50 @@ fn sorted_set_and_geo_commands_notify_like_redis() {
     same_on_both("Ezg", ZSETS_AND_GEO);
 }
 
+const STREAMS_BITS_HLL: &str = "
+XADD s 1-1 f v
+XADD s MAXLEN 1 2-1 f v
+XADD s NOMKSTREAM 3-1 f v
+XADD nostream NOMKSTREAM 1-1 f v
+XDEL s 2-1 9-9
+XDEL s 9-9
+XADD s 3-1 f v
+XADD s 4-1 f v
+XTRIM s MAXLEN 1
+XTRIM s MAXLEN 5
+XSETID s 10-1
+XGROUP CREATE s g $
+XGROUP CREATE new g $ MKSTREAM
+XGROUP SETID s g 0
+XGROUP CREATECONSUMER s g c1
+XGROUP CREATECONSUMER s g c1
+XGROUP DELCONSUMER s g c1
+XGROUP DELCONSUMER s g c1
+XGROUP DESTROY s g
+XGROUP DESTROY s g
+SETBIT b 7 1
+SETBIT b 7 1
+SETBIT b 100 0
+BITFIELD bf SET u8 0 200
+BITFIELD b INCRBY u8 0 1
+SET x1 abc
+BITOP NOT dest x1
+BITOP AND dest nokey1 nokey2
+BITOP AND dest nokey1 nokey2
+PFADD h a b c
+PFADD h a
+PFADD h d
+PFADD h2 x
+PFMERGE hm h h2
+PFMERGE hm h
+";
+
+#[test]
+fn stream_bitmap_and_hyperloglog_commands_notify_like_redis() {
+    same_on_both("KEA", STREAMS_BITS_HLL);
+    same_on_both("Et$g", STREAMS_BITS_HLL);
+}
+
 /// Expiry, lazy (a read finds the key expired) and active (the background cycle removes it),
 /// and eviction, all on the `x`/`e` classes.
 #[test]

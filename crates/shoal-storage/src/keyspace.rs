@@ -653,6 +653,14 @@ impl<'a> Locked<'a> {
     ) -> Result<Option<&Entry>, NotLocked> {
         let p = self.place(key);
         let found = self.find_live(db, key, p)?;
+        if found.is_none() {
+            if stats {
+                self.stripe_mut(p.stripe)?.stats.misses += 1;
+                // A read that misses is a `keymiss` event, as Redis's read lookups report.
+                self.notify(crate::notify::KEY_MISS, "keymiss", db, key);
+            }
+            return Ok(None);
+        }
         let now = self.now;
         let ks = self.ks;
         let stripe = self.stripe_mut(p.stripe)?;

@@ -92,7 +92,10 @@ fn string_commands_notify_like_redis() {
     same_on_both("KEA", STRINGS);
     same_on_both("E$", STRINGS);
     same_on_both("Kgn", STRINGS);
-    same_on_both("Km", "GET missing\nMGET a missing2\nSET a 1\nGET a\nHGET nohash f\nLRANGE nolist 0 -1");
+    same_on_both(
+        "Km",
+        "GET missing\nMGET a missing2\nSET a 1\nGET a\nHGET nohash f\nLRANGE nolist 0 -1",
+    );
 }
 
 const KEYS: &str = "

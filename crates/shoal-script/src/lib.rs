@@ -11,6 +11,8 @@
 //! (`EVAL` and `SCRIPT LOAD`); [`Engine::run`] runs a cached script with its `KEYS` and `ARGV`
 //! and returns the reply frame, errors included, exactly as Redis would send it.
 
+mod bit;
+mod cjson;
 mod convert;
 mod sandbox;
 

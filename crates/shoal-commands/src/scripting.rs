@@ -64,6 +64,64 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
         .exclusive()
         .doc("Execute a read-only Lua script server side", "7.0.0")
         .complexity("Depends on the script that is executed."),
+    scripting("fcall", -3, fcall)
+        .flags(EVAL_FLAGS)
+        .keys(KEYS, KeyAccess::ReadWrite)
+        .key_note("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE")
+        .exclusive()
+        .doc("Invoke a function", "7.0.0")
+        .complexity("Depends on the function that is executed."),
+    scripting("fcall_ro", -3, fcall_ro)
+        .flags(EVAL_RO_FLAGS)
+        .keys(KEYS, KeyAccess::Read)
+        .key_note("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS")
+        .exclusive()
+        .doc("Invoke a read-only function", "7.0.0")
+        .complexity("Depends on the function that is executed."),
+    scripting("function", -2, function_help)
+        .doc("A container for function commands", "7.0.0")
+        .subcommands(&[
+            scripting("function|delete", 3, function_delete)
+                .flags(Flags::NOSCRIPT.with(Flags::WRITE))
+                .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
+                .doc("Delete a function by name", "7.0.0"),
+            scripting("function|flush", -2, function_flush)
+                .flags(Flags::NOSCRIPT.with(Flags::WRITE))
+                .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
+                .doc("Deleting all functions", "7.0.0")
+                .complexity("O(N) where N is the number of functions deleted"),
+            scripting("function|help", 2, function_help)
+                .flags(Flags::LOADING.with(Flags::STALE))
+                .doc("Show helpful text about the different subcommands", "7.0.0"),
+            scripting("function|kill", 2, function_kill)
+                .flags(Flags::NOSCRIPT.with(Flags::ALLOW_BUSY))
+                .tips(&["request_policy:all_shards", "response_policy:one_succeeded"])
+                .doc("Kill the function currently in execution.", "7.0.0"),
+            scripting("function|list", -2, function_list)
+                .flags(Flags::NOSCRIPT)
+                .tips(&["nondeterministic_output_order"])
+                .doc("List information about all the functions", "7.0.0")
+                .complexity("O(N) where N is the number of functions"),
+            scripting("function|load", -3, function_load)
+                .flags(Flags::NOSCRIPT.with(Flags::WRITE).with(Flags::DENYOOM))
+                .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
+                .doc(
+                    "Create a function with the given arguments (name, code, description)",
+                    "7.0.0",
+                )
+                .complexity("O(1) (considering compilation time is redundant)"),
+            scripting("function|stats", 2, function_stats)
+                .flags(Flags::NOSCRIPT.with(Flags::ALLOW_BUSY))
+                .tips(&[
+                    "nondeterministic_output",
+                    "request_policy:all_shards",
+                    "response_policy:special",
+                ])
+                .doc(
+                    "Return information about the function currently running (name, description, duration)",
+                    "7.0.0",
+                ),
+        ]),
     scripting("script", -2, script_help)
         .doc("A container for Lua scripts management commands", "2.6.0")
         .subcommands(&[
@@ -117,6 +175,175 @@ fn evalsha(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
 // Command: EVALSHA_RO
 fn evalsha_ro(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     run(cx, a, Source::Sha, true)
+}
+
+// Command: FCALL
+// > FUNCTION LOAD "#!lua name=lib\nredis.register_function('f', function(keys, args) return args[1] end)"
+// "lib"
+// > FCALL f 0 hello   => "hello"
+fn fcall(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    run(cx, a, Source::Function, false)
+}
+
+// Command: FCALL_RO
+// > FCALL_RO f 0   => (error) ERR Can not execute a script with write flag using *_ro command.
+fn fcall_ro(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    run(cx, a, Source::Function, true)
+}
+
+// Command: FUNCTION DELETE
+// > FUNCTION DELETE nolib   => (error) ERR Library not found
+fn function_delete(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    let name = String::from_utf8_lossy(&a[2]).into_owned();
+    engine(cx)?
+        .lock()
+        .function_delete(&name)
+        .map_err(CommandError::Other)?;
+    Ok(Frame::ok())
+}
+
+// Command: FUNCTION FLUSH [ASYNC|SYNC]
+fn function_flush(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    match a.get(2) {
+        None => {}
+        Some(m) if a.len() == 3 && (is(m, "async") || is(m, "sync")) => {}
+        Some(_) => {
+            return Err(CommandError::err(
+                "FUNCTION FLUSH only supports SYNC|ASYNC option",
+            ))
+        }
+    }
+    engine(cx)?.lock().function_flush();
+    Ok(Frame::ok())
+}
+
+// Command: FUNCTION HELP
+fn function_help(_cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    Ok(help_reply(
+        "FUNCTION",
+        &[
+            "LOAD [REPLACE] <FUNCTION CODE>",
+            "    Create a new library with the given library name and code.",
+            "DELETE <LIBRARY NAME>",
+            "    Delete the given library.",
+            "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+            "    Return general information on all the libraries:",
+            "    * Library name",
+            "    * The engine used to run the Library",
+            "    * Library description",
+            "    * Functions list",
+            "    * Library code (if WITHCODE is given)",
+            "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+            "STATS",
+            "    Return information about the current function running:",
+            "    * Function name",
+            "    * Command used to run the function",
+            "    * Duration in MS that the function is running",
+            "    If no function is running, return nil",
+            "    In addition, returns a list of available engines.",
+            "KILL",
+            "    Kill the current running function.",
+            "FLUSH [ASYNC|SYNC]",
+            "    Delete all the libraries.",
+            "    When called without the optional mode argument, the behavior is determined by the",
+            "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+            "    * ASYNC: Asynchronously flush the libraries.",
+            "    * SYNC: Synchronously flush the libraries.",
+            "DUMP",
+            "    Return a serialized payload representing the current libraries, can be restored using FUNCTION RESTORE command",
+            "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+            "    Restore the libraries represented by the given payload, it is possible to give a restore policy to",
+            "    control how to handle existing libraries (default APPEND):",
+            "    * FLUSH: delete all existing libraries.",
+            "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+            "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
+            "      libraries with the new libraries (notice that even on this option there is a chance of failure",
+            "      in case of functions name collision with another library).",
+        ],
+    ))
+}
+
+// Command: FUNCTION KILL
+// > FUNCTION KILL   => (error) NOTBUSY No scripts in execution right now.
+fn function_kill(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    cx.server.script_kill(false)?;
+    Ok(Frame::ok())
+}
+
+// Command: FUNCTION LIST [LIBRARYNAME pattern] [WITHCODE]
+fn function_list(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    let mut pattern = None;
+    let mut withcode = false;
+    let mut i = 2;
+    while i < a.len() {
+        if is(&a[i], "withcode") && !withcode {
+            withcode = true;
+        } else if is(&a[i], "libraryname") && pattern.is_none() && i + 1 < a.len() {
+            i += 1;
+            pattern = Some(a[i].clone());
+        } else {
+            return Err(CommandError::err(format!(
+                "Unknown argument {}",
+                String::from_utf8_lossy(&a[i])
+            )));
+        }
+        i += 1;
+    }
+    Ok(engine(cx)?
+        .lock()
+        .function_list(pattern.as_deref(), withcode))
+}
+
+// Command: FUNCTION LOAD [REPLACE] code
+fn function_load(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    let (replace, code) = match a {
+        [_, _, code] => (false, code),
+        [_, _, opt, code] if is(opt, "replace") => (true, code),
+        [_, _, opt, _] => {
+            return Err(CommandError::err(format!(
+                "Unknown option given: {}",
+                String::from_utf8_lossy(opt)
+            )))
+        }
+        _ => return Err(CommandError::WrongArity("function|load".into())),
+    };
+    let name = engine(cx)?
+        .lock()
+        .function_load(code, replace)
+        .map_err(CommandError::Other)?;
+    Ok(Frame::Bulk(Bytes::from(name)))
+}
+
+// Command: FUNCTION STATS
+fn function_stats(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    // A running function holds the engine; its statistics wait for it to finish.
+    let (libraries, functions) = match engine(cx)?.try_lock() {
+        Some(e) => e.function_counts(),
+        None => {
+            return Err(CommandError::Other(
+                "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.".into(),
+            ))
+        }
+    };
+    Ok(Frame::Map(vec![
+        (Frame::bulk("running_script"), Frame::Null),
+        (
+            Frame::bulk("engines"),
+            Frame::Map(vec![(
+                Frame::bulk("LUA"),
+                Frame::Map(vec![
+                    (
+                        Frame::bulk("libraries_count"),
+                        Frame::Integer(libraries as i64),
+                    ),
+                    (
+                        Frame::bulk("functions_count"),
+                        Frame::Integer(functions as i64),
+                    ),
+                ]),
+            )]),
+        ),
+    ]))
 }
 
 // Command: SCRIPT DEBUG
@@ -209,6 +436,8 @@ enum Source {
     Body,
     /// `EVALSHA`: a script already cached.
     Sha,
+    /// `FCALL`: a function of a loaded library.
+    Function,
 }
 
 fn engine<'a>(cx: &Cx<'a>) -> Result<&'a parking_lot::Mutex<shoal_script::Engine>, CommandError> {
@@ -230,7 +459,22 @@ fn run(cx: &mut Cx<'_>, a: &[Bytes], source: Source, read_only: bool) -> CmdResu
     }
     let (keys, argv) = rest.split_at(numkeys as usize);
     let mut vm = engine(cx)?.lock();
+    let mut read_only = read_only;
     let sha = match source {
+        Source::Function => {
+            let name = String::from_utf8_lossy(&a[1]).into_owned();
+            let info = vm
+                .function_info(&name)
+                .ok_or_else(|| CommandError::err("Function not found"))?;
+            if read_only && !info.no_writes {
+                return Err(CommandError::err(
+                    "Can not execute a script with write flag using *_ro command.",
+                ));
+            }
+            // A `no-writes` function is refused writes whichever command called it.
+            read_only |= info.no_writes;
+            name
+        }
         Source::Body => vm.load(&a[1]).map_err(CommandError::Other)?,
         Source::Sha => {
             let sha = String::from_utf8_lossy(&a[1]).to_ascii_lowercase();
@@ -255,8 +499,13 @@ fn run(cx: &mut Cx<'_>, a: &[Bytes], source: Source, read_only: bool) -> CmdResu
         now_us: cx.now_us,
         read_only,
     };
-    cx.server.script_begin(true);
-    let reply = vm.run(&sha, keys, argv, &mut host);
+    let is_function = matches!(source, Source::Function);
+    cx.server.script_begin(!is_function);
+    let reply = if is_function {
+        vm.fcall(&sha, keys, argv, &mut host)
+    } else {
+        vm.run(&sha, keys, argv, &mut host)
+    };
     cx.server.script_end();
     let nested = std::mem::take(&mut host.nested);
     cx.client.nested.extend(nested);

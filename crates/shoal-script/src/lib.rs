@@ -14,6 +14,7 @@
 mod bit;
 mod cjson;
 mod convert;
+mod functions;
 mod sandbox;
 
 use std::collections::HashMap;
@@ -51,6 +52,15 @@ pub struct Engine {
     env: RegistryKey,
     /// Raised by the server on `SCRIPT KILL`; checked by the instruction hook.
     kill: Arc<AtomicBool>,
+    /// Function libraries (`FUNCTION LOAD`).
+    functions: functions::Registry,
+}
+
+/// What `FCALL` needs to know about a function before running it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FunctionInfo {
+    /// Declared `no-writes`: callable from `FCALL_RO`, and refused writes.
+    pub no_writes: bool,
 }
 
 /// Redis's lower-case hex SHA1 of a script body.
@@ -81,6 +91,7 @@ impl Engine {
             scripts: HashMap::new(),
             env,
             kill,
+            functions: functions::Registry::default(),
         })
     }
 
@@ -142,7 +153,12 @@ impl Engine {
         let sha = sha.to_ascii_lowercase();
         let f: Function = self.lua.registry_value(self.scripts.get(&sha)?).ok()?;
         self.kill.store(false, Ordering::Relaxed);
-        let reply = match self.call(&f, keys, argv, host) {
+        let globals = self.lua.globals();
+        let prepared = strings(&self.lua, keys)
+            .and_then(|k| globals.raw_set("KEYS", k))
+            .and_then(|_| strings(&self.lua, argv))
+            .and_then(|a| globals.raw_set("ARGV", a));
+        let reply = match prepared.and_then(|_| self.call(&f, host)) {
             Ok(frame) => frame,
             Err(e) => Frame::Error(Bytes::from(error_reply(&e, &sha))),
         };
@@ -151,17 +167,171 @@ impl Engine {
         Some(reply)
     }
 
-    fn call(
-        &self,
-        f: &Function,
+    /// `FUNCTION LOAD [REPLACE]`: runs the library's code, which must register at least one
+    /// function, and returns the library's name. Nothing changes unless all of it succeeds.
+    pub fn function_load(&mut self, code: &[u8], replace: bool) -> Result<String, String> {
+        let (name, body) = functions::parse_header(code)?;
+        if self.functions.libraries.contains_key(&name) && !replace {
+            return Err(format!("ERR Library '{name}' already exists"));
+        }
+        let lua = &self.lua;
+        let f = lua
+            .load(&body[..])
+            .set_name("@user_function")
+            .into_function()
+            .map_err(|e| {
+                format!(
+                    "ERR Error compiling function: {}",
+                    compile_message(&e)
+                )
+            })?;
+        let env: Table = lua
+            .registry_value(&self.env)
+            .map_err(|e| format!("ERR {e}"))?;
+        f.set_environment(env).map_err(|e| format!("ERR {e}"))?;
+        let collected: functions::Collected = std::cell::RefCell::new(Vec::new());
+        let globals = lua.globals();
+        let outcome = lua.scope(|scope| {
+            let register = scope.create_function(|_, args: mlua::MultiValue| {
+                functions::register(args, &collected).map_err(|e| convert::raised(e.as_bytes()))
+            })?;
+            globals.raw_set("__redis_loading", functions::loading_redis(lua, register)?)?;
+            let handler: Function = globals.raw_get("__redis__err__handler")?;
+            let xpcall: Function = globals.raw_get("xpcall")?;
+            let result = xpcall.call::<(bool, Value)>((f, handler));
+            globals.raw_set("__redis_loading", Value::Nil)?;
+            result
+        });
+        let (ok, value) = outcome.map_err(|e| format!("ERR {e}"))?;
+        if !ok {
+            let message = match convert::failure(value) {
+                mlua::Error::ExternalError(inner) => inner.to_string(),
+                other => other.to_string(),
+            };
+            return Err(format!("ERR Error registering functions: {message}"));
+        }
+        let collected = collected.into_inner();
+        if collected.is_empty() {
+            return Err("ERR No functions registered".into());
+        }
+        for (fname, ..) in &collected {
+            if let Some(owner) = self.functions.owner.get(fname) {
+                if *owner != name {
+                    return Err(format!("ERR Function {fname} already exists"));
+                }
+            }
+        }
+        self.function_delete(&name).ok();
+        let mut defs = Vec::with_capacity(collected.len());
+        for (fname, description, flags, callback) in collected {
+            let callback = self
+                .lua
+                .create_registry_value(callback)
+                .map_err(|e| format!("ERR {e}"))?;
+            self.functions.owner.insert(fname.clone(), name.clone());
+            defs.push(functions::FunctionDef {
+                name: fname,
+                description,
+                flags,
+                callback,
+            });
+        }
+        self.functions.libraries.insert(
+            name.clone(),
+            functions::Library {
+                code: Bytes::copy_from_slice(code),
+                functions: defs,
+            },
+        );
+        Ok(name)
+    }
+
+    /// `FUNCTION DELETE library`.
+    pub fn function_delete(&mut self, name: &str) -> Result<(), String> {
+        let lib = self
+            .functions
+            .libraries
+            .remove(name)
+            .ok_or_else(|| "ERR Library not found".to_string())?;
+        for f in lib.functions {
+            self.functions.owner.remove(&f.name);
+            let _ = self.lua.remove_registry_value(f.callback);
+        }
+        Ok(())
+    }
+
+    /// `FUNCTION FLUSH`.
+    pub fn function_flush(&mut self) {
+        let names: Vec<String> = self.functions.libraries.keys().cloned().collect();
+        for name in names {
+            let _ = self.function_delete(&name);
+        }
+    }
+
+    /// `FUNCTION LIST [LIBRARYNAME pattern] [WITHCODE]`.
+    pub fn function_list(&self, pattern: Option<&[u8]>, withcode: bool) -> Frame {
+        functions::list(&self.functions, pattern, withcode)
+    }
+
+    /// Libraries and functions loaded (`FUNCTION STATS`).
+    pub fn function_counts(&self) -> (usize, usize) {
+        (self.functions.libraries.len(), self.functions.owner.len())
+    }
+
+    /// What `FCALL` checks before running `name`; `None` when there is no such function.
+    pub fn function_info(&self, name: &str) -> Option<FunctionInfo> {
+        let lib = self.functions.owner.get(name)?;
+        let f = self
+            .functions
+            .libraries
+            .get(lib)?
+            .functions
+            .iter()
+            .find(|f| f.name == name)?;
+        Some(FunctionInfo {
+            no_writes: f.flags.contains(&"no-writes"),
+        })
+    }
+
+    /// `FCALL name numkeys key... arg...`: runs the function with `(keys, args)`.
+    pub fn fcall(
+        &mut self,
+        name: &str,
         keys: &[Bytes],
         argv: &[Bytes],
         host: &mut dyn Host,
-    ) -> mlua::Result<Frame> {
+    ) -> Option<Frame> {
+        let lib = self.functions.owner.get(name)?;
+        let def = self
+            .functions
+            .libraries
+            .get(lib)?
+            .functions
+            .iter()
+            .find(|f| f.name == name)?;
+        let callback: Function = self.lua.registry_value(&def.callback).ok()?;
+        self.kill.store(false, Ordering::Relaxed);
+        // Lua 5.1's xpcall passes no arguments, so a closure hands the function its two tables.
+        let bound = strings(&self.lua, keys).and_then(|k| {
+            let a = strings(&self.lua, argv)?;
+            self.lua
+                .load("local f, k, a = ... return function() return f(k, a) end")
+                .set_name("=fcall")
+                .call::<Function>((callback, k, a))
+        });
+        let reply = match bound.and_then(|f| self.call(&f, host)) {
+            Ok(frame) => frame,
+            Err(e) => Frame::Error(Bytes::from(error_reply(&e, name))),
+        };
+        let _ = self.lua.gc_step();
+        Some(reply)
+    }
+
+    /// Runs `f` (no arguments) with the `redis` library bound to `host`, under the error
+    /// handler that records where in the user's code an error happened.
+    fn call(&self, f: &Function, host: &mut dyn Host) -> mlua::Result<Frame> {
         let lua = &self.lua;
         let globals = lua.globals();
-        globals.raw_set("KEYS", strings(lua, keys)?)?;
-        globals.raw_set("ARGV", strings(lua, argv)?)?;
         let host = std::cell::RefCell::new(host);
         let resp = std::cell::Cell::new(2u8);
         lua.scope(|scope| {

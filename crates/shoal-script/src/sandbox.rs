@@ -39,6 +39,9 @@ local env = {}
 setmetatable(env, {
     __index = function(_, k)
         if k == '_G' then return env end
+        if k == 'redis' and rawget(G, '__redis_loading') then
+            return rawget(G, '__redis_loading')
+        end
         local v = rawget(G, k)
         if v == nil then
             error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
@@ -182,25 +185,30 @@ fn error_handler(lua: &Lua) -> mlua::Result<mlua::Function> {
             other => format!("ERR {}", describe(other)),
         };
         let mut line = None;
+        let mut source = "@user_script";
         for level in 1..64 {
             let Some(found) = lua.inspect_stack(level, |d| {
-                let at_script = d
-                    .source()
-                    .source
-                    .as_deref()
-                    .is_some_and(|s| s.starts_with("@user_script"));
-                (at_script, d.current_line())
+                let src = d.source().source.map(|s| s.to_string()).unwrap_or_default();
+                let which = if src.starts_with("@user_script") {
+                    Some("@user_script")
+                } else if src.starts_with("@user_function") {
+                    Some("@user_function")
+                } else {
+                    None
+                };
+                (which, d.current_line())
             }) else {
                 break;
             };
-            if let (true, Some(l)) = found {
+            if let (Some(which), Some(l)) = found {
                 line = Some(l as i64);
+                source = which;
                 break;
             }
         }
         let t = lua.create_table()?;
         t.raw_set("err", message)?;
-        t.raw_set("source", "@user_script")?;
+        t.raw_set("source", source)?;
         if let Some(l) = line {
             t.raw_set("line", l)?;
         }

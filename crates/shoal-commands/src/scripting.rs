@@ -85,6 +85,10 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
                 .flags(Flags::NOSCRIPT.with(Flags::WRITE))
                 .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
                 .doc("Delete a function by name", "7.0.0"),
+            scripting("function|dump", 2, function_dump)
+                .flags(Flags::NOSCRIPT)
+                .doc("Dump all functions into a serialized binary payload", "7.0.0")
+                .complexity("O(N) where N is the number of functions"),
             scripting("function|flush", -2, function_flush)
                 .flags(Flags::NOSCRIPT.with(Flags::WRITE))
                 .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
@@ -110,6 +114,11 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
                     "7.0.0",
                 )
                 .complexity("O(1) (considering compilation time is redundant)"),
+            scripting("function|restore", -3, function_restore)
+                .flags(Flags::NOSCRIPT.with(Flags::WRITE).with(Flags::DENYOOM))
+                .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
+                .doc("Restore all the functions on the given payload", "7.0.0")
+                .complexity("O(N) where N is the number of functions on the payload"),
             scripting("function|stats", 2, function_stats)
                 .flags(Flags::NOSCRIPT.with(Flags::ALLOW_BUSY))
                 .tips(&[
@@ -198,6 +207,33 @@ fn function_delete(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     engine(cx)?
         .lock()
         .function_delete(&name)
+        .map_err(CommandError::Other)?;
+    Ok(Frame::ok())
+}
+
+// Command: FUNCTION DUMP
+fn function_dump(cx: &mut Cx<'_>, _a: &[Bytes]) -> CmdResult {
+    Ok(Frame::Bulk(Bytes::from(engine(cx)?.lock().function_dump())))
+}
+
+// Command: FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE]
+// > FUNCTION RESTORE bad   => (error) ERR DUMP payload version or checksum are wrong
+fn function_restore(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
+    use shoal_script::RestorePolicy;
+    let policy = match a.get(3) {
+        None => RestorePolicy::Append,
+        Some(p) if a.len() == 4 && is(p, "flush") => RestorePolicy::Flush,
+        Some(p) if a.len() == 4 && is(p, "append") => RestorePolicy::Append,
+        Some(p) if a.len() == 4 && is(p, "replace") => RestorePolicy::Replace,
+        Some(_) => {
+            return Err(CommandError::err(
+                "Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
+            ))
+        }
+    };
+    engine(cx)?
+        .lock()
+        .function_restore(&a[2], policy)
         .map_err(CommandError::Other)?;
     Ok(Frame::ok())
 }

@@ -44,10 +44,7 @@ pub(crate) struct Registry {
 const NAME_RULE: &str = "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'_')
+    !name.is_empty() && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
 /// Reads the `#!lua name=<library>` header; returns the library name and the code with the
@@ -78,29 +75,43 @@ pub(crate) fn parse_header(code: &[u8]) -> Result<(String, Vec<u8>), String> {
 }
 
 /// The functions `register_function` collected while a library loaded.
-pub(crate) type Collected = std::cell::RefCell<Vec<(String, Option<String>, Vec<&'static str>, Function)>>;
+pub(crate) type Collected =
+    std::cell::RefCell<Vec<(String, Option<String>, Vec<&'static str>, Function)>>;
 
 /// `redis.register_function(name, callback)` or `redis.register_function{function_name=...,
 /// callback=..., flags={...}, description=...}`.
 pub(crate) fn register(args: mlua::MultiValue, into: &Collected) -> Result<(), String> {
     let args: Vec<Value> = args.into_iter().collect();
     let (name, callback, flags, description) = match args.as_slice() {
-        [Value::String(name), Value::Function(f)] => {
-            (name.to_string_lossy().to_string(), f.clone(), Vec::new(), None)
-        }
+        [Value::String(name), Value::Function(f)] => (
+            name.to_string_lossy().to_string(),
+            f.clone(),
+            Vec::new(),
+            None,
+        ),
         [Value::Table(t)] => {
             let name = match t.raw_get::<Value>("function_name") {
                 Ok(Value::String(s)) => s.to_string_lossy().to_string(),
-                _ => return Err("ERR function_name argument given to redis.register_function must be a string".into()),
+                _ => return Err(
+                    "ERR function_name argument given to redis.register_function must be a string"
+                        .into(),
+                ),
             };
-            let callback = match t.raw_get::<Value>("callback") {
-                Ok(Value::Function(f)) => f,
-                _ => return Err("ERR callback argument given to redis.register_function must be a function".into()),
-            };
+            let callback =
+                match t.raw_get::<Value>("callback") {
+                    Ok(Value::Function(f)) => f,
+                    _ => return Err(
+                        "ERR callback argument given to redis.register_function must be a function"
+                            .into(),
+                    ),
+                };
             let description = match t.raw_get::<Value>("description") {
                 Ok(Value::String(s)) => Some(s.to_string_lossy().to_string()),
                 Ok(Value::Nil) => None,
-                _ => return Err("ERR description argument given to redis.register_function must be a string".into()),
+                _ => return Err(
+                    "ERR description argument given to redis.register_function must be a string"
+                        .into(),
+                ),
             };
             let mut flags = Vec::new();
             match t.raw_get::<Value>("flags") {
@@ -146,7 +157,10 @@ pub(crate) fn list(registry: &Registry, pattern: Option<&[u8]>, withcode: bool) 
             .iter()
             .map(|f| {
                 Frame::Map(vec![
-                    (Frame::bulk("name"), Frame::Bulk(Bytes::from(f.name.clone()))),
+                    (
+                        Frame::bulk("name"),
+                        Frame::Bulk(Bytes::from(f.name.clone())),
+                    ),
                     (
                         Frame::bulk("description"),
                         f.description
@@ -161,7 +175,10 @@ pub(crate) fn list(registry: &Registry, pattern: Option<&[u8]>, withcode: bool) 
             })
             .collect();
         let mut fields = vec![
-            (Frame::bulk("library_name"), Frame::Bulk(Bytes::from(name.clone()))),
+            (
+                Frame::bulk("library_name"),
+                Frame::Bulk(Bytes::from(name.clone())),
+            ),
             (Frame::bulk("engine"), Frame::bulk("LUA")),
             (Frame::bulk("functions"), Frame::Array(functions)),
         ];

@@ -15,6 +15,7 @@ mod bit;
 mod cjson;
 mod convert;
 mod functions;
+mod payload;
 mod sandbox;
 
 use std::collections::HashMap;
@@ -54,6 +55,14 @@ pub struct Engine {
     kill: Arc<AtomicBool>,
     /// Function libraries (`FUNCTION LOAD`).
     functions: functions::Registry,
+}
+
+/// How `FUNCTION RESTORE` treats libraries that already exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestorePolicy {
+    Flush,
+    Append,
+    Replace,
 }
 
 /// What `FCALL` needs to know about a function before running it.
@@ -179,12 +188,7 @@ impl Engine {
             .load(&body[..])
             .set_name("@user_function")
             .into_function()
-            .map_err(|e| {
-                format!(
-                    "ERR Error compiling function: {}",
-                    compile_message(&e)
-                )
-            })?;
+            .map_err(|e| format!("ERR Error compiling function: {}", compile_message(&e)))?;
         let env: Table = lua
             .registry_value(&self.env)
             .map_err(|e| format!("ERR {e}"))?;
@@ -244,6 +248,33 @@ impl Engine {
             },
         );
         Ok(name)
+    }
+
+    /// `FUNCTION DUMP`: every library's code in Redis's payload format.
+    pub fn function_dump(&self) -> Vec<u8> {
+        payload::dump(self.functions.libraries.values().map(|l| &l.code[..]))
+    }
+
+    /// `FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE]`: loads the payload's libraries. With
+    /// APPEND (the default) an existing library of the same name is an error and nothing is
+    /// loaded; FLUSH deletes every library first.
+    pub fn function_restore(&mut self, data: &[u8], policy: RestorePolicy) -> Result<(), String> {
+        let codes = payload::parse(data)?;
+        if policy == RestorePolicy::Append {
+            for code in &codes {
+                let (name, _) = functions::parse_header(code)?;
+                if self.functions.libraries.contains_key(&name) {
+                    return Err(format!("ERR Library {name} already exists"));
+                }
+            }
+        }
+        if policy == RestorePolicy::Flush {
+            self.function_flush();
+        }
+        for code in &codes {
+            self.function_load(code, policy != RestorePolicy::Append)?;
+        }
+        Ok(())
     }
 
     /// `FUNCTION DELETE library`.

@@ -119,7 +119,7 @@ COPY c c2
 COPY c c2 REPLACE
 SET u v
 UNLINK u
-SET e v PX 1
+SET e v PX 100000
 ";
 
 #[test]

@@ -97,7 +97,8 @@ fn a_resp3_client_is_told_after_its_own_reply_and_others_when_they_next_read() {
         log.run("a", &mut a, &["SET", "k", "3"]);
         log.drain("b", &mut b);
         // A key that expires is invalidated when it is deleted.
-        log.run("b", &mut b, &["SET", "e", "v", "PX", "1"]);
+        // Long enough for the GET to read it even on a loaded machine; then awaited.
+        log.run("b", &mut b, &["SET", "e", "v", "PX", "1000"]);
         log.run("b", &mut b, &["GET", "e"]);
         let start = Instant::now();
         while b.call(&["PTTL", "e"]) != Frame::Integer(-2) {
@@ -240,4 +241,160 @@ fn tracking_errors_are_redis_errors() {
         }
         log.0
     });
+}
+
+/// Collects invalidated keys from pushes (RESP3) or `__redis__:invalidate` messages (RESP2)
+/// until `want` keys have arrived, each PING flushing what is queued; returns how many times
+/// each key was invalidated.
+fn collect_invalidations(
+    c: &mut RawClient,
+    want: usize,
+) -> std::collections::HashMap<Vec<u8>, usize> {
+    let mut seen: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::new();
+    let start = Instant::now();
+    while seen.values().sum::<usize>() < want {
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "only {} of {want} invalidations arrived",
+            seen.values().sum::<usize>()
+        );
+        c.send_command(&[b"PING"]).expect("send");
+        loop {
+            let f = c.read_frame().expect("frame");
+            let items = match f {
+                Frame::Push(items) | Frame::Array(items) => items,
+                _ => break,
+            };
+            // A RESP2 subscriber answers PING with ["pong", ""].
+            if items.first() == Some(&Frame::Bulk("pong".into())) {
+                break;
+            }
+            if let Some(Frame::Array(keys)) = items.last() {
+                for k in keys {
+                    if let Frame::Bulk(k) = k {
+                        *seen.entry(k.to_vec()).or_default() += 1;
+                    }
+                }
+            }
+        }
+        if seen.values().sum::<usize>() < want {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    seen
+}
+
+/// A client caching 10,000 keys gets exactly one invalidation for each key another client
+/// modifies, each key that expires and each key that is evicted: in RESP3 (pushes on its own
+/// connection) and in RESP2 (redirected to a subscriber). In BCAST mode, where every change is
+/// announced, exactly one per change: a modified key is announced when modified and again when
+/// evicted, a key given a TTL when the TTL is set and when it expires.
+#[test]
+fn ten_thousand_cached_keys_each_invalidated_exactly_once() {
+    const KEYS: usize = 10_000;
+    let shoal = ServerProcess::start(candidate(), &["--hz", "50"]).expect("shoal starts");
+    let addr = shoal.addr();
+    for mode in ["resp3", "resp2-redirect", "bcast"] {
+        let mut writer = connect(addr);
+        writer.call(&["FLUSHALL"]);
+        writer.call(&["CONFIG", "SET", "maxmemory", "0"]);
+        let keys: Vec<String> = (0..KEYS).map(|i| format!("cache:{i}")).collect();
+        for chunk in keys.chunks(1000) {
+            let mut args = vec!["MSET"];
+            for k in chunk {
+                args.push(k);
+                args.push("v");
+            }
+            writer.call(&args);
+        }
+        let mut reader = connect(addr);
+        let mut listener = connect(addr);
+        match mode {
+            "resp3" => {
+                reader.call(&["HELLO", "3"]);
+                reader.call(&["CLIENT", "TRACKING", "on"]);
+            }
+            "resp2-redirect" => {
+                let id = match listener.call(&["CLIENT", "ID"]) {
+                    Frame::Integer(id) => id.to_string(),
+                    other => panic!("CLIENT ID replied {other:?}"),
+                };
+                listener.call(&["SUBSCRIBE", "__redis__:invalidate"]);
+                reader.call(&["CLIENT", "TRACKING", "on", "REDIRECT", &id]);
+            }
+            _ => {
+                reader.call(&["HELLO", "3"]);
+                reader.call(&["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "cache:"]);
+            }
+        }
+        if mode != "bcast" {
+            for chunk in keys.chunks(1000) {
+                let mut args = vec!["MGET"];
+                args.extend(chunk.iter().map(String::as_str));
+                reader.call(&args);
+            }
+        }
+        // Modify the first half, twice: only the first change of a read key is announced
+        // (in BCAST mode every change is, so there each key is changed once).
+        let modified = &keys[..KEYS / 2];
+        let rounds = if mode == "bcast" { 1 } else { 2 };
+        for _ in 0..rounds {
+            for chunk in modified.chunks(1000) {
+                let mut args = vec!["MSET"];
+                for k in chunk {
+                    args.push(k);
+                    args.push("w");
+                }
+                writer.call(&args);
+            }
+        }
+        // Expire a quarter: the active cycle deletes them without anyone touching them.
+        let expiring = &keys[KEYS / 2..KEYS * 3 / 4];
+        for k in expiring {
+            writer.call(&["PEXPIRE", k, "1"]);
+        }
+        // In BCAST mode setting the expiry is itself announced, then the expiry.
+        let per_expiring = if mode == "bcast" { 2 } else { 1 };
+        let expected_now = modified.len() + per_expiring * expiring.len();
+        let target = if mode == "resp2-redirect" {
+            &mut listener
+        } else {
+            &mut reader
+        };
+        let mut seen = collect_invalidations(target, expected_now);
+        // Evict: with a tiny limit every remaining key goes.
+        writer.call(&["CONFIG", "SET", "maxmemory-policy", "allkeys-random"]);
+        writer.call(&["CONFIG", "SET", "maxmemory", "1"]);
+        let start = Instant::now();
+        while writer.call(&["DBSIZE"]) != Frame::Integer(0) {
+            assert!(
+                start.elapsed() < TIMEOUT,
+                "eviction did not empty the keyspace"
+            );
+            writer.call(&["PING"]);
+        }
+        writer.call(&["CONFIG", "SET", "maxmemory", "0"]);
+        // In BCAST mode the modified keys, still there, are announced again when evicted.
+        let evict_phase = if mode == "bcast" {
+            KEYS / 4 + modified.len()
+        } else {
+            KEYS / 4
+        };
+        let rest = collect_invalidations(target, evict_phase);
+        for (k, n) in rest {
+            *seen.entry(k).or_default() += n;
+        }
+        assert_eq!(seen.len(), KEYS, "{mode}: every key is invalidated");
+        for (i, k) in keys.iter().enumerate() {
+            let want = match mode {
+                "bcast" if i < KEYS * 3 / 4 => 2,
+                _ => 1,
+            };
+            assert_eq!(
+                seen.get(k.as_bytes()).copied(),
+                Some(want),
+                "{mode}: key {i} invalidated a wrong number of times"
+            );
+        }
+    }
 }

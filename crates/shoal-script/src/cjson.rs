@@ -58,38 +58,12 @@ pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
     lua.globals().raw_set("cjson", cjson)
 }
 
-/// Lua's `%.14g`, which lua-cjson uses for numbers.
+/// A number as lua-cjson writes it: Lua's `%.14g`, and never NaN or infinity.
 fn number(n: f64, out: &mut Vec<u8>) -> Result<(), String> {
     if !n.is_finite() {
         return Err("Cannot serialise number: must not be NaN or Inf".into());
     }
-    if n == n.trunc() && n.abs() < 1e15 {
-        out.extend_from_slice(format!("{}", n as i64).as_bytes());
-        return Ok(());
-    }
-    let exp = n.abs().log10().floor() as i32;
-    let trim = |mut t: String| {
-        if t.contains('.') {
-            while t.ends_with('0') {
-                t.pop();
-            }
-            if t.ends_with('.') {
-                t.pop();
-            }
-        }
-        t
-    };
-    let text = if (-5..14).contains(&exp) {
-        let decimals = (13 - exp).max(0) as usize;
-        trim(format!("{n:.decimals$}"))
-    } else {
-        let s = format!("{n:.13e}");
-        let (mantissa, e) = s.split_once('e').unwrap_or((&s, "0"));
-        let e: i32 = e.parse().unwrap_or(0);
-        let sign = if e < 0 { '-' } else { '+' };
-        format!("{}e{sign}{:02}", trim(mantissa.to_string()), e.abs())
-    };
-    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(crate::convert::lua_number_text(n).as_bytes());
     Ok(())
 }
 

@@ -72,7 +72,7 @@ pub(crate) fn command_args(args: MultiValue) -> mlua::Result<Vec<Bytes>> {
 }
 
 /// How Lua 5.1 writes a number as a string (`%.14g`).
-fn lua_number_text(n: f64) -> String {
+pub(crate) fn lua_number_text(n: f64) -> String {
     if n.is_nan() {
         return "nan".into();
     }

@@ -279,6 +279,7 @@ fn xautoclaim(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
     require_group(cx, &a[1], &a[2])?;
     let now = cx.now;
     let consumer = &a[3];
+    let mut created = false;
     let reply = write(cx, &a[1], |s| {
         Ok(s.with_group(&a[2], |entries, g| {
             let mut claimed = Vec::new();
@@ -306,7 +307,7 @@ fn xautoclaim(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
                     continue;
                 }
                 if !have_consumer {
-                    g.touch_consumer(consumer, now);
+                    created = g.touch_consumer(consumer, now);
                     have_consumer = true;
                 }
                 g.claim(id, consumer, now, None, false);
@@ -330,6 +331,9 @@ fn xautoclaim(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
             ])
         }))
     })?;
+    if created {
+        cx.notify(notify::STREAM, "xgroup-createconsumer", &a[1]);
+    }
     Ok(reply.flatten().unwrap_or_else(|| Frame::Array(Vec::new())))
 }
 
@@ -391,6 +395,7 @@ fn xclaim(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
         _ => now as u64,
     };
     let consumer = &a[3];
+    let mut created = false;
     let reply = write(cx, &a[1], |s| {
         Ok(s.with_group(&a[2], |entries, g| {
             if last_id > g.last_id {
@@ -413,7 +418,7 @@ fn xclaim(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
                     }
                 }
                 if !have_consumer {
-                    g.touch_consumer(consumer, now as u64);
+                    created = g.touch_consumer(consumer, now as u64);
                     have_consumer = true;
                 }
                 g.claim(id, consumer, delivery, retry, force);
@@ -429,6 +434,9 @@ fn xclaim(cx: &mut Cx<'_>, a: &[Bytes]) -> CmdResult {
             Frame::Array(out)
         }))
     })?;
+    if created {
+        cx.notify(notify::STREAM, "xgroup-createconsumer", &a[1]);
+    }
     Ok(reply.flatten().unwrap_or_else(|| Frame::Array(Vec::new())))
 }
 
@@ -1231,9 +1239,10 @@ fn read_generic(cx: &mut Cx<'_>, a: &[Bytes], grouped: bool) -> CmdResult {
                 if servable != Some(true) {
                     continue;
                 }
-                write(cx, key, |s| {
+                let mut created = false;
+                let reply = write(cx, key, |s| {
                     Ok(s.with_group(g, |entries, g| {
-                        g.touch_consumer(consumer, now);
+                        created = g.touch_consumer(consumer, now);
                         match start {
                             Some(start) => serve_history(entries, g, consumer, *start, limit, now),
                             None => serve_new(entries, g, consumer, limit, noack, now),
@@ -1241,7 +1250,11 @@ fn read_generic(cx: &mut Cx<'_>, a: &[Bytes], grouped: bool) -> CmdResult {
                     }))
                 })?
                 .flatten()
-                .flatten()
+                .flatten();
+                if created {
+                    cx.notify(notify::STREAM, "xgroup-createconsumer", key);
+                }
+                reply
             }
         };
         if let Some(entries) = reply {

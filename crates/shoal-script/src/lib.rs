@@ -13,6 +13,7 @@
 
 mod bit;
 mod cjson;
+mod cmsgpack;
 mod convert;
 mod functions;
 mod payload;

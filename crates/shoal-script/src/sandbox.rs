@@ -150,6 +150,7 @@ pub(crate) fn new_vm(version: &str) -> mlua::Result<Lua> {
     g.raw_set("redis", redis)?;
     crate::bit::install(&lua)?;
     crate::cjson::install(&lua)?;
+    crate::cmsgpack::install(&lua)?;
     g.raw_set("__redis__err__handler", error_handler(&lua)?)?;
     lua.load(SETUP).set_name("=redis_setup").exec()?;
     Ok(lua)

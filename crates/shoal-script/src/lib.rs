@@ -18,6 +18,7 @@ mod convert;
 mod functions;
 mod payload;
 mod sandbox;
+mod structlib;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -151,6 +151,7 @@ pub(crate) fn new_vm(version: &str) -> mlua::Result<Lua> {
     crate::bit::install(&lua)?;
     crate::cjson::install(&lua)?;
     crate::cmsgpack::install(&lua)?;
+    crate::structlib::install(&lua)?;
     g.raw_set("__redis__err__handler", error_handler(&lua)?)?;
     lua.load(SETUP).set_name("=redis_setup").exec()?;
     Ok(lua)

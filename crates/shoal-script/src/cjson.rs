@@ -229,18 +229,24 @@ impl Parser<'_> {
         )
     }
 
+    /// Steps into an object or array opened at the current position, within the nesting limit.
+    fn open(&mut self, depth: usize) -> Result<(), String> {
+        if depth + 1 > MAX_DEPTH {
+            return Err(format!(
+                "Found too many nested data structures ({}) at character {}",
+                depth + 1,
+                self.at + 1
+            ));
+        }
+        self.at += 1;
+        Ok(())
+    }
+
     fn value(&mut self, lua: &Lua, depth: usize) -> Result<Value, String> {
         self.skip_ws();
         match self.s.get(self.at) {
             Some(b'{') => {
-                if depth + 1 > MAX_DEPTH {
-                    return Err(format!(
-                        "Found too many nested data structures ({}) at character {}",
-                        depth + 1,
-                        self.at + 1
-                    ));
-                }
-                self.at += 1;
+                self.open(depth)?;
                 let t = lua.create_table().map_err(|e| e.to_string())?;
                 self.skip_ws();
                 if self.s.get(self.at) == Some(&b'}') {
@@ -273,14 +279,7 @@ impl Parser<'_> {
                 }
             }
             Some(b'[') => {
-                if depth + 1 > MAX_DEPTH {
-                    return Err(format!(
-                        "Found too many nested data structures ({}) at character {}",
-                        depth + 1,
-                        self.at + 1
-                    ));
-                }
-                self.at += 1;
+                self.open(depth)?;
                 let t = lua.create_table().map_err(|e| e.to_string())?;
                 self.skip_ws();
                 if self.s.get(self.at) == Some(&b']') {
